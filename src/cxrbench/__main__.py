@@ -1,0 +1,5 @@
+import sys
+
+from cxrbench.cli import main
+
+sys.exit(main())

@@ -1,0 +1,224 @@
+"""The ``cxrbench`` command line (thin: parses options, calls the library, prints where results went)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from datetime import datetime
+from pathlib import Path
+
+from cxrbench.errors import CxrBenchError
+
+
+def _csv(text: str) -> list[str]:
+    return [x.strip() for x in text.split(",") if x.strip()]
+
+
+def _checkpoints(items: list[str]) -> dict:
+    out: dict[str, dict] = {}
+    for item in items or []:
+        model, sep, path = item.partition("=")
+        if not sep:
+            raise CxrBenchError(f"--checkpoint expects MODEL=PATH, got {item!r}")
+        from cxrbench.models import canonical_name
+
+        out.setdefault(canonical_name(model), {})["checkpoint"] = path
+    return out
+
+
+def _data_options(args: argparse.Namespace) -> dict:
+    """--root, --on-bad-image and repeatable --data-option KEY=VALUE (VALUE parsed as YAML: 1, true, [PA, AP])."""
+    import yaml
+
+    options: dict = {}
+    for item in getattr(args, "data_option", None) or []:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            raise CxrBenchError(f"--data-option expects KEY=VALUE, got {item!r}")
+        options[key.strip().replace("-", "_")] = yaml.safe_load(value)
+    if getattr(args, "root", None):
+        options["root"] = args.root
+    if getattr(args, "on_bad_image", None):
+        options["on_bad_image"] = args.on_bad_image
+    return options
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from cxrbench import thresholds
+    from cxrbench.corruptions import parse_levels
+    from cxrbench.models import canonical_name
+    from cxrbench.report import write_run
+    from cxrbench.runner import SweepConfig, records, run_sweep
+
+    cfg = SweepConfig(
+        dataset=args.dataset, split=args.split, policy=args.policy, dataset_options=_data_options(args),
+        models=[canonical_name(m) for m in _csv(args.models)], model_settings=_checkpoints(args.checkpoint),
+        models_config=args.models_config, corruptions=_csv(args.corruption), fill=args.fill,
+        patch_size=args.patch_size, levels=parse_levels(args.levels), seed=args.seed, device=args.device,
+        precision=args.precision, batch_size=args.batch_size, bootstrap=args.bootstrap,
+        max_studies=args.max_studies, use_cache=not args.no_cache,
+    )
+    run_id = args.run_name or datetime.now().strftime(f"%Y%m%d-%H%M%S-{args.dataset}")
+    out = Path(args.out) if args.out else Path("results") / run_id
+    result = run_sweep(cfg, progress=not args.no_progress)
+    paths = write_run(result, out, run_id)
+    print(Path(paths["table"]).read_text())
+    for name, why in result.skipped.items():
+        print(f"skipped {name}: {why}", file=sys.stderr)
+    print(f"results: {out}/ ({', '.join(p.name for p in paths.values())}); total {result.timings['total_s']:.1f} s")
+    if args.check_thresholds:
+        failures, checked = thresholds.check(records(result, run_id), thresholds.load(args.thresholds))
+        for f in failures:
+            print(f"BELOW THRESHOLD {f['model']} {f['corruption']} {f['level']:g} {f['direction']} R@{f['k']}: "
+                  f"{f['value']:.4f} < {f['threshold']:.4f}", file=sys.stderr)
+        print(f"thresholds: {checked - len(failures)}/{checked} passed")
+        return 1 if failures else 0
+    return 0
+
+
+def cmd_thresholds(args: argparse.Namespace) -> int:
+    from cxrbench import thresholds
+
+    recs = thresholds.read_records(args.source)
+    if args.action == "update":
+        models = _csv(args.models) if args.models else None
+        th = thresholds.update(thresholds.load(args.file), recs, args.margin, models=models)
+        thresholds.save(th, args.file, source=str(args.source), margin=args.margin)
+        print(f"wrote {args.file} from {len(recs)} records (margin {args.margin})")
+        return 0
+    failures, checked = thresholds.check(recs, thresholds.load(args.file))
+    for f in failures:
+        print(f"BELOW {f['model']} {f['corruption']} {f['level']:g} {f['direction']} R@{f['k']}: "
+              f"{f['value']:.4f} < {f['threshold']:.4f}")
+    print(f"{checked - len(failures)}/{checked} records at or above their thresholds")
+    return 1 if failures else 0
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    from cxrbench.train_reference import train
+
+    rec = train(args.variant, out=args.out, progress=not args.no_progress, epochs=args.epochs, seed=args.seed)
+    print(json.dumps({k: rec[k] for k in ("variant", "path", "val_recall", "total_s")}, indent=2))
+    return 0
+
+
+def cmd_models(args: argparse.Namespace) -> int:
+    from cxrbench.models import available, get_spec
+
+    for name in available():
+        spec = get_spec(name)
+        print(f"{name:18s} {spec.description}")
+    return 0
+
+
+def cmd_datasets(args: argparse.Namespace) -> int:
+    from cxrbench.data import available, load_dataset
+
+    if args.action == "list":
+        for name in available():
+            print(name)
+        return 0
+    kwargs = _data_options(args)
+    if args.dataset == "iu-phantom":
+        kwargs["render"] = False
+    ds = load_dataset(args.dataset, split=args.split, policy=args.policy, **kwargs)
+    print(json.dumps({"dataset": ds.name, "split": ds.split, "policy": ds.policy, **ds.summary}, indent=2))
+    return 0
+
+
+def cmd_phantom_grid(args: argparse.Namespace) -> int:
+    from cxrbench.report.phantom_grid import write_grid
+
+    write_grid(args.out, n=args.n, seed=args.seed)
+    print(f"wrote {args.out}")
+    return 0
+
+
+def _add_data_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--root", default=None, help="dataset root folder (real datasets; manifest: the manifest file)")
+    p.add_argument("--on-bad-image", default=None, choices=["error", "skip"],
+                   help="a missing or undecodable image: stop naming it (default), or warn, leave it out and count it")
+    p.add_argument("--data-option", action="append", metavar="KEY=VALUE",
+                   help="loader option, repeatable (e.g. views=[PA,AP], reports=/path/reports.zip, format=dcm)")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="cxrbench", description=__doc__)
+    sub = p.add_subparsers(dest="command", required=True)
+
+    r = sub.add_parser("run", help="run a sweep: models x corruption x levels on a dataset")
+    r.add_argument("--dataset", default="iu-phantom")
+    r.add_argument("--split", default=None, help="dataset split (iu-phantom: test)")
+    r.add_argument("--policy", default=None, help="report text: findings | impression | findings+impression | longest")
+    _add_data_args(r)
+    r.add_argument("--models", default="reference,reference_occaug,random", help="comma-separated model names")
+    r.add_argument("--checkpoint", action="append", metavar="MODEL=PATH", help="checkpoint for a model (repeatable)")
+    r.add_argument("--models-config", default=None, help="models.yaml with per-model paths (or $CXRBENCH_MODELS)")
+    r.add_argument("--corruption", default="pixels", help="occlusion modes: pixels, block, patches (comma-separated)")
+    r.add_argument("--fill", default="zero", choices=["zero", "mean", "noise"])
+    r.add_argument("--patch-size", type=int, default=16)
+    r.add_argument("--levels", default="paper", help="'paper' or comma-separated fractions in [0, 1)")
+    r.add_argument("--seed", type=int, default=0)
+    r.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N")
+    r.add_argument("--precision", default="fp32", choices=["fp32", "bf16", "fp16"])
+    r.add_argument("--batch-size", type=int, default=None)
+    r.add_argument("--bootstrap", type=int, default=1000, help="bootstrap resamples for 95%% intervals (0: none)")
+    r.add_argument("--max-studies", type=int, default=None, help="use only the first N studies (smoke runs)")
+    r.add_argument("--out", default=None, help="results folder (default results/<run-name>)")
+    r.add_argument("--run-name", default=None)
+    r.add_argument("--no-cache", action="store_true", help="do not read or write the embedding cache")
+    r.add_argument("--no-progress", action="store_true")
+    r.add_argument("--check-thresholds", action="store_true", help="exit 1 if a value is below thresholds.yaml")
+    r.add_argument("--thresholds", default="thresholds.yaml")
+    r.set_defaults(fn=cmd_run)
+
+    t = sub.add_parser("thresholds", help="update or check thresholds.yaml from a results folder")
+    t.add_argument("action", choices=["update", "check"])
+    t.add_argument("--from", dest="source", required=True, help="results folder (with records.jsonl)")
+    t.add_argument("--margin", type=float, default=0.02, help="threshold = value - margin (absolute)")
+    t.add_argument("--file", default="thresholds.yaml")
+    t.add_argument("--models", default=None, help="only these models (comma-separated)")
+    t.set_defaults(fn=cmd_thresholds)
+
+    tr = sub.add_parser("train-reference", help="train the reference model weights on iu-phantom/train")
+    tr.add_argument("--variant", default="reference", choices=["reference", "reference_occaug"])
+    tr.add_argument("--epochs", type=int, default=None)
+    tr.add_argument("--seed", type=int, default=None)
+    tr.add_argument("--out", default=None, help="weights file (default: the packaged weights)")
+    tr.add_argument("--no-progress", action="store_true")
+    tr.set_defaults(fn=cmd_train)
+
+    m = sub.add_parser("models", help="list the registered models")
+    m.set_defaults(fn=cmd_models)
+
+    d = sub.add_parser("datasets", help="list datasets or describe one")
+    d.add_argument("action", choices=["list", "describe"])
+    d.add_argument("dataset", nargs="?", default="iu-phantom")
+    _add_data_args(d)
+    d.add_argument("--split", default=None)
+    d.add_argument("--policy", default=None)
+    d.set_defaults(fn=cmd_datasets)
+
+    g = sub.add_parser("phantom-grid", help="render a picture grid of phantoms with their reports")
+    g.add_argument("--out", default="docs/img/phantom_grid.png")
+    g.add_argument("-n", type=int, default=8)
+    g.add_argument("--seed", type=int, default=0)
+    g.set_defaults(fn=cmd_phantom_grid)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return args.fn(args)
+    except CxrBenchError as exc:
+        print(f"cxrbench: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("cxrbench: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

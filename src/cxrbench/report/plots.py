@@ -1,0 +1,52 @@
+"""Recall@k against occlusion level, one panel per (direction, model)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+from cxrbench.cache import atomic_path
+
+PLOT_KS = (5, 10, 20, 50, 100)
+
+
+def plot_recall(records: Sequence[dict], path: str | Path, ks: Sequence[int] = PLOT_KS, corruption: str | None = None) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    corruption = corruption or records[0]["corruption"]
+    recs = [r for r in records if r["corruption"] == corruption]
+    models = list(dict.fromkeys(r["model"] for r in recs))
+    dirs = list(dict.fromkeys(r["direction"] for r in recs))
+    ks = [k for k in ks if any(r["k"] == k for r in recs)]
+    fig, axes = plt.subplots(len(dirs), len(models), figsize=(3.6 * len(models), 3.0 * len(dirs)), squeeze=False,
+                             sharey=True)
+    cmap = plt.get_cmap("viridis")
+    for i, direction in enumerate(dirs):
+        for j, model in enumerate(models):
+            ax = axes[i][j]
+            for n, k in enumerate(ks):
+                pts = sorted((r["level"], r["value"]) for r in recs
+                             if r["model"] == model and r["direction"] == direction and r["k"] == k)
+                if not pts:
+                    continue
+                xs, ys = zip(*pts)
+                color = cmap(n / max(1, len(ks) - 1))
+                ax.plot([x * 100 for x in xs], ys, marker="o", ms=3, color=color, label=f"R@{k}")
+                chance = next(r["chance"] for r in recs if r["direction"] == direction and r["k"] == k)
+                ax.axhline(chance, color=color, lw=0.7, ls=":")
+            ax.set_title(f"{model}\n{direction}", fontsize=9)
+            ax.set_ylim(0, 1)
+            ax.grid(alpha=0.3)
+            if i == len(dirs) - 1:
+                ax.set_xlabel(f"occlusion ({corruption}) %")
+            if j == 0:
+                ax.set_ylabel("Recall@k")
+    axes[0][-1].legend(fontsize=7, loc="upper right")
+    fig.suptitle(f"{recs[0]['dataset']}/{recs[0]['split']}: Recall@k vs occlusion (dotted: chance)", fontsize=10)
+    fig.tight_layout()
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, dpi=110, format="png")
+    plt.close(fig)

@@ -1,0 +1,75 @@
+"""Tables from flat result records (see :func:`cxrbench.runner.records`)."""
+
+from __future__ import annotations
+
+import csv
+from collections.abc import Sequence
+from pathlib import Path
+
+from cxrbench.cache import atomic_path
+
+PAPER_KS = (5, 10, 20, 30, 50, 100)
+CSV_FIELDS = (
+    "run_id", "dataset", "split", "policy", "model", "checkpoint_sha256", "corruption", "level", "seed", "direction",
+    "k", "value", "ci95_low", "ci95_high", "chance", "mean_rank", "median_rank", "n_queries", "n_gallery", "precision",
+    "device", "code_version", "wall_time_s",
+)
+
+
+def write_csv(records: Sequence[dict], path: str | Path) -> None:
+    with atomic_path(path) as tmp, open(tmp, "w", newline="") as fh:
+        w = csv.DictWriter(fh, fieldnames=CSV_FIELDS, extrasaction="ignore")
+        w.writeheader()
+        for r in records:
+            ci = r.get("ci95") or (None, None)
+            w.writerow({**r, "ci95_low": ci[0], "ci95_high": ci[1]})
+
+
+def _index(records: Sequence[dict]) -> dict:
+    return {(r["model"], r["corruption"], r["level"], r["direction"], r["k"]): r for r in records}
+
+
+def markdown_tables(records: Sequence[dict], ks: Sequence[int] = PAPER_KS, percent: bool = True) -> str:
+    """One table per (corruption, direction): rows model x level, columns R@k (as in the paper's Table 1)."""
+    idx = _index(records)
+    models = list(dict.fromkeys(r["model"] for r in records))
+    corrs = list(dict.fromkeys(r["corruption"] for r in records))
+    dirs = list(dict.fromkeys(r["direction"] for r in records))
+    have_ks = sorted({r["k"] for r in records})
+    ks = [k for k in ks if k in have_ks] or have_ks
+    lines = []
+    for corr in corrs:
+        for direction in dirs:
+            sample = next(r for r in records if r["corruption"] == corr and r["direction"] == direction)
+            lines.append(f"### {direction} — occlusion `{corr}` ({_describe(sample)})")
+            lines.append("")
+            lines.append("| Model | Occlusion | " + " | ".join(f"R@{k}" for k in ks) + " |")
+            lines.append("|---|---:|" + "---:|" * len(ks))
+            for model in models:
+                levels = sorted({r["level"] for r in records if r["model"] == model and r["corruption"] == corr})
+                for lv in levels:
+                    cells = []
+                    for k in ks:
+                        r = idx.get((model, corr, lv, direction, k))
+                        cells.append("" if r is None else _fmt(r["value"], percent))
+                    lines.append(f"| {model} | {lv * 100:.0f}% | " + " | ".join(cells) + " |")
+            chance = ", ".join(f"R@{k} {_fmt(min(1.0, k / sample['n_gallery']), percent)}" for k in ks)
+            lines.append("")
+            lines.append(f"Queries: {sample['n_queries']}; gallery: {sample['n_gallery']}; nominal chance (k / gallery): "
+                         f"{chance}.")
+            lines.append("")
+    return "\n".join(lines)
+
+
+def _fmt(v: float, percent: bool) -> str:
+    return f"{v * 100:.1f}" if percent else f"{v:.3f}"
+
+
+def _describe(r: dict) -> str:
+    p = r.get("corruption_params") or {}
+    bits = [f"fill {p.get('fill', '?')}"]
+    if "patch_size" in p:
+        bits.append(f"patch {p['patch_size']}")
+    bits.append(f"seed {r['seed']}")
+    bits.append(f"{r['dataset']}/{r['split']}, text: {r['policy']}")
+    return "; ".join(bits)

@@ -1,0 +1,55 @@
+"""Write a sweep's results folder: records.jsonl, results.csv, table.md, recall_<corruption>.png, run.json,
+ranks.pt. Files are written atomically; nothing half-written is left behind."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict
+from pathlib import Path
+
+import torch
+
+from cxrbench.cache import atomic_path, write_text_atomic
+from cxrbench.report.plots import plot_recall
+from cxrbench.report.tables import markdown_tables, write_csv
+
+
+def write_run(result, out_dir: str | Path, run_id: str) -> dict[str, Path]:
+    from cxrbench.runner import records as make_records
+
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    recs = make_records(result, run_id)
+    paths = {}
+    paths["records"] = out / "records.jsonl"
+    write_text_atomic(paths["records"], "".join(json.dumps(r, sort_keys=True) + "\n" for r in recs))
+    paths["csv"] = out / "results.csv"
+    write_csv(recs, paths["csv"])
+    paths["table"] = out / "table.md"
+    header = (f"# cxrbench run `{run_id}`\n\nDataset {result.dataset['name']}/{result.dataset['split']} "
+              f"({result.dataset.get('studies')} studies, {result.dataset.get('images')} images, "
+              f"{result.dataset.get('unique_texts')} unique report texts, text policy `{result.dataset['policy']}`); "
+              f"device {result.device}; precision {result.config.precision}. Values are Recall@k in %.\n\n")
+    skipped = "".join(f"- skipped `{m}`: {why}\n" for m, why in result.skipped.items())
+    write_text_atomic(paths["table"], header + (skipped + "\n" if skipped else "") + markdown_tables(recs) + "\n")
+    if recs:
+        for corr in dict.fromkeys(r["corruption"] for r in recs):
+            paths[f"plot_{corr}"] = out / f"recall_{corr}.png"
+            plot_recall(recs, paths[f"plot_{corr}"], corruption=corr)
+    paths["run"] = out / "run.json"
+    run = {
+        "run_id": run_id,
+        "config": asdict(result.config),
+        "dataset": result.dataset,
+        "models": result.models,
+        "skipped": result.skipped,
+        "device": result.device,
+        "environment": result.environment,
+        "timings_s": {k: round(v, 3) for k, v in result.timings.items()},
+    }
+    write_text_atomic(paths["run"], json.dumps(run, indent=2, sort_keys=True, default=str) + "\n")
+    paths["ranks"] = out / "ranks.pt"
+    ranks = {f"{r.model}|{r.corruption}|{r.level}|{d}": m["ranks"] for r in result.levels for d, m in r.metrics.items()}
+    with atomic_path(paths["ranks"]) as tmp:
+        torch.save(ranks, tmp)
+    return paths

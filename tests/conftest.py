@@ -1,0 +1,43 @@
+"""Fixtures for tests/: a tiny in-memory dataset and an isolated cache folder."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from cxrbench.data.records import Dataset, ImageRecord, Study
+
+
+@pytest.fixture(autouse=True)
+def _isolated_cache(tmp_path_factory, monkeypatch):
+    """Embedding caches written by tests go to a temporary folder (rendered phantoms stay shared)."""
+    import cxrbench.runner as runner
+
+    root = tmp_path_factory.getbasetemp() / "cxrbench-cache"
+    monkeypatch.setattr(runner, "cache_root", lambda: root)
+
+
+def _image(seed: int, size=(72, 64), mode="L") -> Image.Image:
+    rng = np.random.default_rng(seed)
+    arr = rng.integers(0, 256, size=(size[1], size[0]) + ((3,) if mode == "RGB" else ()), dtype=np.uint8)
+    return Image.fromarray(arr, mode=mode)
+
+
+@pytest.fixture
+def tiny_dataset() -> Dataset:
+    """6 studies (one with two images, two sharing the same text), images generated in memory."""
+    texts = ["Heart normal. Lungs clear.", "Small left effusion.", "Heart normal. Lungs clear.",
+             "Right upper lobe opacity.", "Mild cardiomegaly.", "Calcified granuloma in the left apex."]
+    studies = []
+    for j, t in enumerate(texts):
+        n = 2 if j == 1 else 1
+        images = tuple(ImageRecord(f"s{j}_im{k}", f"mem://{j}/{k}", "frontal") for k in range(n))
+        studies.append(Study(f"s{j}", images, findings=t, impression=""))
+
+    def loader(rec: ImageRecord) -> Image.Image:
+        j, k = rec.source.split("//")[1].split("/")
+        return _image(int(j) * 10 + int(k))
+
+    return Dataset("tiny", "test", "findings", studies, summary={"studies": 6}, image_loader=loader,
+                   provenance={"kind": "in-memory test fixture"})
