@@ -10,6 +10,7 @@ Options (all optional):
   --precision fp32|bf16|fp16    (default fp32)
   --thresholds PATH             thresholds file (default thresholds.yaml at the repo root)
   --models-config PATH          models.yaml with checkpoint paths (or $CXRBENCH_MODELS)
+  --max-studies N               benchmarks/ on the first N studies of the split only (smoke runs)
 """
 
 from __future__ import annotations
@@ -37,6 +38,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     g.addoption("--precision", default="fp32")
     g.addoption("--thresholds", default=str(ROOT / "thresholds.yaml"))
     g.addoption("--models-config", default=None)
+    g.addoption("--max-studies", type=int, default=None)
 
 
 @pytest.fixture(scope="session")

@@ -56,6 +56,7 @@ class Sweeps:
             models=[model], models_config=o("--models-config"),
             corruptions=[c.strip() for c in o("--corruption").split(",") if c.strip()],
             levels=parse_levels(o("--levels")), device=o("--device"), precision=o("--precision"), bootstrap=0,
+            max_studies=o("--max-studies"),
         )
 
     def prepared(self, cfg: SweepConfig) -> Prepared:
@@ -63,8 +64,13 @@ class Sweeps:
         if self._prepared is None:
             from cxrbench.data import load_dataset
 
-            self._prepared = Prepared(load_dataset(cfg.dataset, split=cfg.split, policy=cfg.policy, progress=False,
-                                                   **cfg.dataset_options))
+            dataset = load_dataset(cfg.dataset, split=cfg.split, policy=cfg.policy, progress=False,
+                                   **cfg.dataset_options)
+            if cfg.max_studies is not None:  # run_sweep applies it only when it builds Prepared itself
+                if cfg.max_studies < 1:
+                    raise ConfigError(f"--max-studies {cfg.max_studies}: give a positive whole number")
+                dataset = dataset.subset(cfg.max_studies)
+            self._prepared = Prepared(dataset)
         return self._prepared
 
     def result(self, model: str) -> SweepResult:

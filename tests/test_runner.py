@@ -76,8 +76,9 @@ def test_embeddings_match_encode_images_at_level_zero(tiny_dataset, random_encod
 
     prep = Prepared(tiny_dataset)
     pixels = prep.geometry(random_encoder, progress=False)
-    got = embed_levels(random_encoder, pixels, image_keys(prep.image_ids, 0), Occlusion(), [0.0],
-                       torch.device("cpu"), "fp32", batch_size=3)[0.0]
+    chunks = embed_levels(random_encoder, pixels, image_keys(prep.image_ids, 0), Occlusion(), [0.0],
+                          torch.device("cpu"), "fp32", chunks=3)
+    got = torch.cat([c[0.0] for c in chunks])
     want = random_encoder.encode_images(prep.pil_images(False))
     assert torch.allclose(got, want, atol=1e-6)
 
@@ -88,8 +89,9 @@ def test_occlusion_changes_embeddings_progressively(tiny_dataset, random_encoder
 
     prep = Prepared(tiny_dataset)
     pixels = prep.geometry(random_encoder, progress=False)
-    emb = embed_levels(random_encoder, pixels, image_keys(prep.image_ids, 0), Occlusion(), [0.0, 0.1, 0.8],
-                       torch.device("cpu"), "fp32", batch_size=4)
+    chunks = embed_levels(random_encoder, pixels, image_keys(prep.image_ids, 0), Occlusion(), [0.0, 0.1, 0.8],
+                          torch.device("cpu"), "fp32", chunks=[4, 3])
+    emb = {lv: torch.cat([c[lv] for c in chunks]) for lv in (0.0, 0.1, 0.8)}
     d1 = (emb[0.0] - emb[0.1]).norm(dim=1).mean()
     d8 = (emb[0.0] - emb[0.8]).norm(dim=1).mean()
     assert 0 < d1 < d8

@@ -9,15 +9,15 @@ from cxrbench.errors import ConfigError
 
 
 def rec(model="reference", level=0.0, direction="image_to_text", k=10, value=0.3):
-    return {"dataset": "iu-phantom", "model": model, "corruption": "pixels", "level": level,
+    return {"dataset": "iu-phantom", "split": "test", "model": model, "corruption": "pixels", "level": level,
             "direction": direction, "k": k, "value": value}
 
 
 def test_update_check_round_trip(tmp_path):
     records = [rec(value=0.30), rec(k=5, value=0.2), rec(level=0.49, value=0.1), rec(k=1, value=0.01)]
     th = thresholds.update({}, records, margin=0.02)
-    assert thresholds.lookup(th, "iu-phantom", "reference", "pixels", 0.0, "image_to_text") == {10: 0.28, 5: 0.18}
-    assert thresholds.lookup(th, "iu-phantom", "reference", "pixels", 0.49, "image_to_text") == {10: 0.08}
+    assert thresholds.lookup(th, "iu-phantom/test", "reference", "pixels", 0.0, "image_to_text") == {10: 0.28, 5: 0.18}
+    assert thresholds.lookup(th, "iu-phantom/test", "reference", "pixels", 0.49, "image_to_text") == {10: 0.08}
     path = tmp_path / "t.yaml"
     thresholds.save(th, path, source="results/x", margin=0.02)
     assert thresholds.load(path) == th
@@ -31,7 +31,7 @@ def test_update_check_round_trip(tmp_path):
 def test_update_keeps_other_entries_and_filters_models():
     th = thresholds.update({}, [rec(model="a", value=0.5)], margin=0.1)
     th = thresholds.update(th, [rec(model="b", value=0.5), rec(model="c", value=0.5)], margin=0.1, models=["b"])
-    assert set(th["iu-phantom"]) == {"a", "b"}
+    assert set(th["iu-phantom/test"]) == {"a", "b"}
 
 
 def test_bad_margin_and_bad_file(tmp_path):

@@ -62,6 +62,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     run_id = args.run_name or datetime.now().strftime(f"%Y%m%d-%H%M%S-{args.dataset}")
     out = Path(args.out) if args.out else Path("results") / run_id
     result = run_sweep(cfg, progress=not args.no_progress)
+    if result.rank != 0:  # under torchrun, rank 0 gathers, scores and writes
+        return 0
     paths = write_run(result, out, run_id)
     print(Path(paths["table"]).read_text())
     for name, why in result.skipped.items():
@@ -101,6 +103,26 @@ def cmd_train(args: argparse.Namespace) -> int:
     rec = train(args.variant, out=args.out, progress=not args.no_progress, epochs=args.epochs, seed=args.seed)
     print(json.dumps({k: rec[k] for k in ("variant", "path", "val_recall", "total_s")}, indent=2))
     return 0
+
+
+def cmd_bench(args: argparse.Namespace) -> int:
+    from cxrbench.bench import compare
+    from cxrbench.cache import write_text_atomic
+    from cxrbench.corruptions import parse_levels
+
+    report = compare(model=args.model, dataset=args.dataset, levels=parse_levels(args.levels),
+                     max_studies=args.max_studies, device=args.device, batch_size=args.batch_size,
+                     checkpoint=args.checkpoint, progress=not args.no_progress)
+    print(f"{report['model']} on {report['dataset']}: {report['images']} images x {len(report['levels'])} levels, "
+          f"{report['device']}")
+    print(f"  naive loop   {report['naive_s']:8.1f} s  {report['naive_images_per_s']:8.1f} img/s  "
+          f"{report['naive_breakdown_s']}")
+    print(f"  optimised    {report['optimised_s']:8.1f} s  {report['optimised_images_per_s']:8.1f} img/s")
+    print(f"  speed-up     {report['speedup']:.2f}x; largest Recall@k difference {report['max_recall_abs_diff']:.2e}")
+    if args.out:
+        write_text_atomic(args.out, json.dumps(report, indent=2) + "\n")
+        print(f"wrote {args.out}")
+    return 0 if report["max_recall_abs_diff"] <= 1e-6 else 1
 
 
 def cmd_models(args: argparse.Namespace) -> int:
@@ -188,6 +210,18 @@ def build_parser() -> argparse.ArgumentParser:
     tr.add_argument("--out", default=None, help="weights file (default: the packaged weights)")
     tr.add_argument("--no-progress", action="store_true")
     tr.set_defaults(fn=cmd_train)
+
+    b = sub.add_parser("bench", help="time the optimised sweep against a naive per-level loop (same data, model)")
+    b.add_argument("--model", default="reference")
+    b.add_argument("--checkpoint", default=None)
+    b.add_argument("--dataset", default="iu-phantom")
+    b.add_argument("--levels", default="paper")
+    b.add_argument("--max-studies", type=int, default=None)
+    b.add_argument("--device", default="auto")
+    b.add_argument("--batch-size", type=int, default=64)
+    b.add_argument("--out", default=None, help="write the report as JSON here")
+    b.add_argument("--no-progress", action="store_true")
+    b.set_defaults(fn=cmd_bench)
 
     m = sub.add_parser("models", help="list the registered models")
     m.set_defaults(fn=cmd_models)

@@ -24,10 +24,11 @@ from pathlib import Path
 import torch
 
 from cxrbench import corruptions as corruption_registry
-from cxrbench import metrics
+from cxrbench import distributed, metrics
 from cxrbench.cache import atomic_path, cache_root, stable_hash
 from cxrbench.data import Dataset, load_dataset
 from cxrbench.data.records import count_summary
+from cxrbench.distributed import gather_chunks, study_chunks
 from cxrbench.errors import ConfigError, DataError, WeightsNotAvailable
 from cxrbench.models import Encoder, load_model
 from cxrbench.provenance import code_version, device_description, environment, resolve_device
@@ -91,6 +92,9 @@ class SweepResult:
     timings: dict = field(default_factory=dict)
     device: str = ""
     environment: dict = field(default_factory=dict)
+    #: torch.distributed rank that produced this object; only rank 0 holds metrics and writes results.
+    rank: int = 0
+    world_size: int = 1
 
     def get(self, model: str, corruption: str, level: float) -> LevelResult | None:
         for r in self.levels:
@@ -125,7 +129,7 @@ class Prepared:
         self.workers = workers or min(8, os.cpu_count() or 1)
         self.bad_images: list[dict] = []
         self._pil: list | None = None
-        self._geometry: dict[str, torch.Tensor] = {}
+        self._geometry: dict[tuple, torch.Tensor] = {}
         if dataset.on_bad_image == "skip":
             dataset = self._drop_undecodable(dataset, progress)
         elif dataset.on_bad_image != "error":
@@ -133,7 +137,8 @@ class Prepared:
         self.dataset = dataset
         self.unique_texts, study_label = metrics.merge_texts(dataset.texts)
         self.image_records = dataset.images
-        self.image_text = [study_label[j] for j in dataset.image_study]
+        self.image_study = dataset.image_study
+        self.image_text = [study_label[j] for j in self.image_study]
         self.image_ids = [im.image_id for im in self.image_records]
         if len(set(self.image_ids)) != len(self.image_ids):
             raise ConfigError(f"dataset {dataset.name}: image ids are not unique")
@@ -187,44 +192,65 @@ class Prepared:
         return stable_hash(self.dataset.name, self.dataset.split, self.dataset.provenance, self.image_ids,
                            self.image_text)
 
-    def pil_images(self, progress: bool) -> list:
+    def pil_images(self, progress: bool, indices: Sequence[int] | None = None) -> list:
+        """Decoded images (all, or those at ``indices``); each image is decoded at most once."""
         if self._pil is None:
-            self._pil = self._decode(self.image_records, self.dataset.load_image, progress, skip=False)
-        return self._pil
+            self._pil = [None] * len(self.image_records)
+        want = range(len(self.image_records)) if indices is None else indices
+        todo = [i for i in want if self._pil[i] is None]
+        if todo:
+            decoded = self._decode([self.image_records[i] for i in todo], self.dataset.load_image, progress, skip=False)
+            for i, im in zip(todo, decoded):
+                self._pil[i] = im
+        return [self._pil[i] for i in want]
 
-    def geometry(self, encoder: Encoder, progress: bool) -> torch.Tensor:
-        key = encoder.geometry_key
+    def geometry(self, encoder: Encoder, progress: bool, indices: Sequence[int] | None = None) -> torch.Tensor:
+        """uint8 geometry tensors (all images, or those at ``indices``), shared by models with one geometry key."""
+        key = (encoder.geometry_key, None if indices is None else stable_hash(list(indices)))
         if key not in self._geometry:
             from tqdm.auto import tqdm
 
-            pil = self.pil_images(progress)
+            pil = self.pil_images(progress, indices)
             with ThreadPoolExecutor(max_workers=self.workers) as pool:
-                tensors = list(tqdm(pool.map(encoder.geometry, pil), total=len(pil), desc=f"geometry {key}",
+                tensors = list(tqdm(pool.map(encoder.geometry, pil), total=len(pil), desc=f"geometry {key[0]}",
                                     unit="img", disable=not progress))
             self._geometry[key] = torch.stack(tensors)
         return self._geometry[key]
 
 
 def embed_levels(encoder: Encoder, pixels: torch.Tensor, keys: torch.Tensor, occlusion, levels: Sequence[float],
-                 device: torch.device, precision: str, batch_size: int,
-                 on_batch: Callable[[int], None] | None = None) -> dict[float, torch.Tensor]:
-    """Image embeddings at every level: per batch, draw the occlusion state once and loop over levels."""
-    out: dict[float, list[torch.Tensor]] = {lv: [] for lv in levels}
+                 device: torch.device, precision: str, chunks: Sequence[int] | int,
+                 on_batch: Callable[[int], None] | None = None) -> list[dict[float, torch.Tensor]]:
+    """Image embeddings at every level, one dict per chunk (``chunks``: chunk sizes, or one batch size).
+
+    Per chunk, the occlusion state is drawn once and reused for every level; uint8 pixels go to the device
+    (pinned, non-blocking on CUDA) and intensity normalisation runs there.
+    """
     n = len(pixels)
+    if isinstance(chunks, int):
+        chunks = [min(chunks, n - s) for s in range(0, n, chunks)]
+    if sum(chunks) != n:
+        raise ValueError(f"chunk sizes add up to {sum(chunks)}, not {n} images")
+    pin = device.type == "cuda"
+    out: list[dict[float, torch.Tensor]] = []
+    start = 0
     with inference_context(device, precision):
-        for start in range(0, n, batch_size):
-            batch = pixels[start : start + batch_size].to(device, non_blocking=True)
-            k = keys[start : start + batch_size].to(device)
+        for size in chunks:
+            batch = pixels[start : start + size]
+            batch = (batch.pin_memory() if pin else batch).to(device, non_blocking=True)
+            k = keys[start : start + size].to(device)
+            start += size
             _, _, h, w = batch.shape
             state = occlusion.prepare(k, h, w) if any(lv > 0 for lv in levels) else None
             fill = occlusion.fill_values(batch, k) if state is not None else None
+            embs = {}
             for lv in levels:
                 x = occlusion.apply(batch, k, lv, state=state, fill=fill)
-                emb = encoder.embed_pixels(encoder.intensity(x))
-                out[lv].append(emb.float().cpu())
+                embs[lv] = encoder.embed_pixels(encoder.intensity(x)).float().cpu()
                 if on_batch:
-                    on_batch(len(batch))
-    return {lv: torch.cat(v) for lv, v in out.items()}
+                    on_batch(size)
+            out.append(embs)
+    return out
 
 
 def _cache_file(parts: dict) -> Path:
@@ -242,7 +268,10 @@ def run_sweep(cfg: SweepConfig, progress: bool = True, dataset: Dataset | None =
 
     cfg.validate()
     t_start = time.perf_counter()
-    device = resolve_device(cfg.device)
+    device = distributed.init(resolve_device(cfg.device))
+    rank, size = distributed.world()
+    if size > 1 and cfg.use_cache:
+        cfg = replace(cfg, use_cache=False)  # ranks could disagree on what is cached
     if prepared is None:
         if dataset is None:
             dataset = load_dataset(cfg.dataset, split=cfg.split, policy=cfg.policy, progress=progress,
@@ -258,6 +287,7 @@ def run_sweep(cfg: SweepConfig, progress: bool = True, dataset: Dataset | None =
                                               "bad_images": prep.bad_images},
                          device=device_description(device), environment=environment())
     result.timings["dataset_s"] = t_data - t_start
+    result.rank, result.world_size = rank, size
     keys = corruption_registry.image_keys(prep.image_ids, cfg.seed)
     labels = torch.tensor(prep.image_text)
     for name in cfg.models:
@@ -270,9 +300,8 @@ def run_sweep(cfg: SweepConfig, progress: bool = True, dataset: Dataset | None =
         info = encoder.info
         result.models[info.name] = asdict(info)
         t0 = time.perf_counter()
-        text_emb = encoder.encode_texts(prep.unique_texts)
+        text_emb = encoder.encode_texts(prep.unique_texts) if rank == 0 else None
         result.timings[f"{info.name}/texts_s"] = time.perf_counter() - t0
-        pixels = None
         for cname in cfg.corruptions:
             occ = corruption_registry.get(cname, fill=cfg.fill, patch_size=cfg.patch_size)
             base = {"model": info.name, "sha": info.checkpoint_sha256, "images": prep.images_hash(),
@@ -286,14 +315,25 @@ def run_sweep(cfg: SweepConfig, progress: bool = True, dataset: Dataset | None =
                         cached[lv] = torch.load(f, weights_only=True)
             todo = [lv for lv in cfg.levels if lv not in cached]
             t0 = time.perf_counter()
+            geometry_s = score_s = 0.0
             if todo:
-                if pixels is None:
-                    pixels = prep.geometry(encoder, progress)
-                bar = tqdm(total=len(todo) * len(pixels), desc=f"{info.name} {cname}", unit="img",
-                           disable=not progress)
-                fresh = embed_levels(encoder, pixels, keys, occ, todo, device, cfg.precision,
-                                     cfg.batch_size or encoder.image_batch_size, on_batch=bar.update)
-                bar.close()
+                chunks = study_chunks(prep.image_study, cfg.batch_size or encoder.image_batch_size)
+                mine = list(range(rank, len(chunks), size))
+                indices = [i for c in mine for i in range(*chunks[c])]
+                local = []
+                if mine:  # a rank can have no chunk when there are fewer chunks than ranks
+                    t_geo = time.perf_counter()
+                    pixels = prep.geometry(encoder, progress, indices=None if size == 1 else indices)
+                    geometry_s = time.perf_counter() - t_geo
+                    bar = tqdm(total=len(todo) * len(indices), desc=f"{info.name} {cname}", unit="img",
+                               disable=not progress or rank != 0)
+                    local = embed_levels(encoder, pixels, keys[indices], occ, todo, device, cfg.precision,
+                                         [chunks[c][1] - chunks[c][0] for c in mine], on_batch=bar.update)
+                    bar.close()
+                gathered = gather_chunks(dict(zip(mine, local)), len(chunks))
+                if gathered is None:  # not rank 0: rank 0 scores and writes
+                    continue
+                fresh = {lv: torch.cat([gathered[c][lv] for c in range(len(chunks))]) for lv in todo}
                 if cfg.use_cache:
                     for lv, emb in fresh.items():
                         with atomic_path(_cache_file({**base, "level": lv})) as tmp:
@@ -305,9 +345,15 @@ def run_sweep(cfg: SweepConfig, progress: bool = True, dataset: Dataset | None =
                 m = metrics.retrieval_metrics(cached[lv], text_emb, labels, ks=cfg.ks, bootstrap=cfg.bootstrap,
                                               seed=cfg.seed)
                 share = embed_s / len(todo) if lv in todo else 0.0
+                score_s += time.perf_counter() - t1
                 result.levels.append(LevelResult(info.name, cname, occ.params(), lv, m,
                                                  wall_time_s=share + time.perf_counter() - t1,
                                                  cached=lv not in todo))
+            # stage split (scripts/gpu_check.py): geometry (plus decoding of images not decoded yet), the image
+            # tower over all levels not cached (incl. gathering and writing the cache), and scoring
+            result.timings[f"{info.name}/{cname}/geometry_s"] = geometry_s
+            result.timings[f"{info.name}/{cname}/embed_s"] = embed_s - geometry_s
+            result.timings[f"{info.name}/{cname}/score_s"] = score_s
         del encoder
     result.timings["total_s"] = time.perf_counter() - t_start
     return result

@@ -4,7 +4,7 @@ Layout::
 
     version: 1
     thresholds:
-      <dataset>:
+      <dataset>/<split>:      # e.g. iu-phantom/test
         <model>:
           <corruption>:
             "<level>":            # e.g. "0", "0.09", "0.81"
@@ -35,6 +35,11 @@ def level_key(level: float) -> str:
     return f"{float(level):g}"
 
 
+def dataset_key(record: dict) -> str:
+    """Thresholds belong to one evaluation set: the dataset and its split."""
+    return f"{record['dataset']}/{record['split']}"
+
+
 def load(path: str | Path = DEFAULT_FILE) -> dict:
     p = Path(path)
     if not p.is_file():
@@ -57,7 +62,7 @@ def check(records: Iterable[dict], th: dict) -> tuple[list[dict], int]:
     """Records below their threshold (with the threshold added) and the number of records that had one."""
     failures, checked = [], 0
     for r in records:
-        bounds = lookup(th, r["dataset"], r["model"], r["corruption"], r["level"], r["direction"])
+        bounds = lookup(th, dataset_key(r), r["model"], r["corruption"], r["level"], r["direction"])
         if r["k"] in bounds:
             checked += 1
             if r["value"] < bounds[r["k"]]:
@@ -73,7 +78,7 @@ def update(th: dict, records: Sequence[dict], margin: float, models: Sequence[st
     for r in records:
         if models and r["model"] not in models:
             continue
-        node = (out.setdefault(r["dataset"], {}).setdefault(r["model"], {}).setdefault(r["corruption"], {})
+        node = (out.setdefault(dataset_key(r), {}).setdefault(r["model"], {}).setdefault(r["corruption"], {})
                 .setdefault(level_key(r["level"]), {}).setdefault(r["direction"], {}))
         value = math.floor(round((r["value"] - margin) * 1000, 6)) / 1000  # round() absorbs 0.3-0.02=0.2799..
         if value > 0:

@@ -15,6 +15,10 @@ from cxrbench.errors import ConfigError
 #: name -> ("module:function", default report-text policy)
 _DATASETS: dict[str, tuple[str, str]] = {
     "iu-phantom": ("cxrbench.data.iu_phantom:load", "longest"),
+    "iu-xray": ("cxrbench.data.iu_xray:load", "longest"),
+    "mimic-cxr": ("cxrbench.data.mimic_cxr:load", "longest"),
+    "chexpert-plus": ("cxrbench.data.chexpert_plus:load", "longest"),
+    "manifest": ("cxrbench.data.manifest:load", "longest"),
 }
 
 

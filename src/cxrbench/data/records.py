@@ -122,8 +122,9 @@ class Dataset:
         sub = self.studies[:n_studies]
         summary = dict(self.summary, subset_of_studies=len(self.studies))
         summary.update(count_summary(sub))
-        return Dataset(self.name, self.split, self.policy, sub, summary, self.image_loader, dict(self.provenance),
-                       self.on_bad_image)
+        # the split label says it is a subset, so thresholds stored for the whole split never apply to it
+        return Dataset(self.name, f"{self.split}[:{n_studies}]", self.policy, sub, summary, self.image_loader,
+                       dict(self.provenance), self.on_bad_image)
 
 
 def count_summary(studies: Sequence[Study]) -> dict:

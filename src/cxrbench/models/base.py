@@ -64,6 +64,9 @@ class Encoder:
         """Embed report texts; return (M, D) float32, L2-normalised, on the CPU."""
         raise NotImplementedError
 
+    def clear_caches(self) -> None:
+        """Forget memoised text embeddings (used by the naive baseline so that it really re-embeds)."""
+
     # -- conveniences ------------------------------------------------------------------------
     @property
     def name(self) -> str:

@@ -66,6 +66,9 @@ class MiniLM:
         pooled = (hidden * mask).sum(1) / mask.sum(1).clamp(min=1e-9)
         return F.normalize(pooled.float(), dim=-1).cpu()
 
+    def clear(self) -> None:
+        self._memo.clear()
+
     def encode(self, texts: Sequence[str], batch_size: int = 128, progress: bool = False) -> torch.Tensor:
         """(len(texts), 384) float32 on the CPU."""
         todo = sorted({t for t in texts if t not in self._memo}, key=len)  # length-sorted: less padding

@@ -115,6 +115,20 @@ def save_weights(net: ReferenceNet, path: str | Path, record: dict) -> None:
     meta = {"format": "cxrbench-reference-v1", "config": json.dumps(net.config), "record": json.dumps(record)}
     with atomic_path(path) as tmp:
         save_file(state, str(tmp), metadata=meta)
+    write_record(path)
+
+
+def write_record(path: str | Path) -> Path:
+    """The human-readable training record next to a weights file (``<name>.json``), from its metadata."""
+    from cxrbench.cache import write_text_atomic
+
+    path = Path(path)
+    meta = read_metadata(path)
+    record = {"weights": path.name, "sha256": sha256_file(path), "config": json.loads(meta.get("config", "{}")),
+              **json.loads(meta.get("record", "{}"))}
+    out = path.with_suffix(".json")
+    write_text_atomic(out, json.dumps(record, indent=2, sort_keys=True) + "\n")
+    return out
 
 
 def read_metadata(path: str | Path) -> dict:
@@ -153,6 +167,10 @@ class ReferenceEncoder(Encoder):
         if self._minilm is None:
             self._minilm = MiniLM.shared(self.text_encoder_path, self.device)
         return self._minilm
+
+    def clear_caches(self) -> None:
+        if self._minilm is not None:
+            self._minilm.clear()
 
     @torch.no_grad()
     def encode_texts(self, texts: Sequence[str], batch_size: int | None = None, progress: bool = False) -> torch.Tensor:

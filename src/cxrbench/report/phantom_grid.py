@@ -52,9 +52,9 @@ def write_grid(path: str | Path, n: int = 8, seed: int = 0) -> None:
         wrapped = "\n".join(textwrap.fill(p, 70) if p else "" for p in text.split("\n"))
         row[2].text(0, 1, wrapped, va="top", ha="left", fontsize=7.5, family="monospace", transform=row[2].transAxes)
         row[2].axis("off")
-    fig.suptitle("iu-phantom: synthetic images rendered from MeSH tags, real IU reports (verbatim)\n" + ATTRIBUTION,
-                 fontsize=8)
-    fig.tight_layout()
+    fig.suptitle("iu-phantom: synthetic images rendered from MeSH tags, real IU reports (verbatim)\n"
+                 + textwrap.fill(ATTRIBUTION, 150), fontsize=8)
+    fig.tight_layout(rect=(0, 0, 1, 1 - 0.25 / n))
     with atomic_path(path) as tmp:
         fig.savefig(tmp, dpi=80, format="png")
     plt.close(fig)

@@ -1,0 +1,256 @@
+"""Tests for the ``iu-xray`` loader (cxrbench.data.iu_xray): the real IU reports from the torchxrayvision wheel with
+fake OpenI image trees (PNG release, flat or one folder down; DICOM release, flat or per-study folders)."""
+
+from __future__ import annotations
+
+import io
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from cxrbench.data import iu_xray
+from cxrbench.data.iu_phantom import SPLIT_VERSION, split_reports
+from cxrbench.data.iu_reports import image_views, load_reports, view_positions
+from cxrbench.errors import ConfigError, DataError
+
+# CXR1: image ids "CXR1_1_IM-..." whose DICOM metadata rows read "CXR1_IM-..."; CXR3: impression only;
+# CXR4: test split; CXR37: metadata says lateral then frontal; CXR1000: three images, one without metadata.
+STUDIES = ("CXR1", "CXR3", "CXR4", "CXR37", "CXR1000")
+
+
+def _png_bytes(seed: int) -> bytes:
+    buf = io.BytesIO()
+    Image.fromarray(np.random.default_rng(seed).integers(0, 256, (32, 40), dtype=np.uint8)).save(buf, format="PNG")
+    return buf.getvalue()
+
+
+def write_dicom(path: Path, seed: int) -> None:
+    from pydicom.dataset import Dataset, FileMetaDataset
+    from pydicom.uid import ExplicitVRLittleEndian, SecondaryCaptureImageStorage, generate_uid
+
+    meta = FileMetaDataset()
+    meta.MediaStorageSOPClassUID, meta.MediaStorageSOPInstanceUID = SecondaryCaptureImageStorage, generate_uid()
+    meta.TransferSyntaxUID = ExplicitVRLittleEndian
+    ds = Dataset()
+    ds.file_meta = meta
+    ds.SOPClassUID, ds.SOPInstanceUID = meta.MediaStorageSOPClassUID, meta.MediaStorageSOPInstanceUID
+    ds.Modality = "CR"
+    ds.Rows, ds.Columns, ds.SamplesPerPixel, ds.PhotometricInterpretation = 32, 40, 1, "MONOCHROME1"
+    ds.BitsAllocated, ds.BitsStored, ds.HighBit, ds.PixelRepresentation = 16, 12, 11, 0
+    ds.PixelData = np.random.default_rng(seed).integers(0, 4096, (32, 40)).astype("<u2").tobytes()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    ds.save_as(path, enforce_file_format=True)
+
+
+def _reports(uids=STUDIES):
+    by_uid = {r.uid: r for r in load_reports()}
+    return [by_uid[u] for u in uids]
+
+
+def png_tree(folder: Path, uids=STUDIES) -> Path:
+    """The PNG release: <folder>/<parentImage id>.png for every image of ``uids``."""
+    folder.mkdir(parents=True, exist_ok=True)
+    variants = [_png_bytes(i) for i in range(8)]
+    for k, r in enumerate(_reports(uids)):
+        for j, image_id in enumerate(r.image_ids):
+            (folder / f"{image_id}.png").write_bytes(variants[(k + j) % 8])
+    return folder
+
+
+def dicom_tree(folder: Path, uids=STUDIES, per_study: bool = True) -> Path:
+    """The DICOM release: <folder>/<n>/<file>.dcm, file names as torchxrayvision's metadata gives them."""
+    names = iu_xray.dicom_filenames()
+    for k, r in enumerate(_reports(uids)):
+        for j, image_id in enumerate(r.image_ids):
+            name = iu_xray.candidate_names(image_id, "dcm", names)[-1 if image_id.startswith("CXR1_1_") else 0]
+            write_dicom(folder / (r.uid[3:] if per_study else "") / name, k * 10 + j)
+    return folder
+
+
+@pytest.fixture(scope="module")
+def test_split_tree(tmp_path_factory) -> Path:
+    """Every image of the iu-phantom test split (1,000 studies) as a tiny PNG, flat."""
+    return png_tree(tmp_path_factory.mktemp("iu") / "NLMCXR_png", [r.uid for r in split_reports("test")])
+
+
+def _load(root, **kw):
+    kw.setdefault("progress", False)
+    return iu_xray.load(root, **kw)
+
+
+# --- split, counts, views ------------------------------------------------------------------------------------------
+
+
+def test_default_split_is_iu_phantoms_test_split(test_split_tree):
+    ds = _load(test_split_tree)
+    expected = split_reports("test")
+    assert ds.name == "iu-xray" and ds.split == "test" and ds.policy == "longest"
+    assert [s.study_id for s in ds.studies] == [r.uid for r in expected]
+    assert ds.summary["studies"] == 1000 and ds.summary["images"] == sum(len(r.image_ids) for r in expected)
+    assert ds.summary["split_version"] == SPLIT_VERSION == ds.provenance["split_version"]
+    assert ds.summary["format"] == "png" and ds.summary["layout"] == "flat"
+    assert ds.summary["dropped_empty_text"] == 0 and ds.summary["skipped_missing_images"] == 0
+    known = view_positions()
+    assert [im.view for im in ds.images] == [v for r in expected for v in image_views(r.image_ids, known)]
+    assert sum(ds.summary["view_source"].values()) == ds.summary["images"]
+    s = ds.studies[0]
+    assert (s.findings, s.impression) == (expected[0].findings, expected[0].impression)
+    assert [im.image_id for im in s.images] == list(expected[0].image_ids)
+    assert Path(s.images[0].source) == test_split_tree / f"{expected[0].image_ids[0]}.png"
+    assert ds.load_image(s.images[0]).size == (40, 32)
+    assert ds.provenance["index_files"][0]["path"].endswith("NLMCXR_reports.tgz")
+
+
+def test_train_split_and_filters(test_split_tree):
+    with pytest.raises(DataError, match=r"NLMCXR_png.*image file not found"):
+        _load(test_split_tree, split="train")  # the tree holds test images only
+    ds = _load(test_split_tree, max_studies=3)
+    assert [s.study_id for s in ds.studies] == [r.uid for r in split_reports("test")[:3]]
+    assert ds.summary["studies_selected"] == 3 and ds.summary["split_studies"] == 1000
+    with pytest.raises(ConfigError, match=r"studies= names CXR1, not in iu-xray split 'test'"):
+        _load(test_split_tree, studies={"CXR4", "CXR1"})
+    with pytest.raises(ConfigError, match="max_studies"):
+        _load(test_split_tree, max_studies=0)
+
+
+def test_dicom_release_in_per_study_folders(tmp_path):
+    root = dicom_tree(tmp_path / "NLMCXR_dcm")
+    ds = _load(root, split="all", studies=STUDIES)
+    assert ds.summary["format"] == "dcm" and ds.summary["layout"] == "subfolders"
+    assert [s.study_id for s in ds.studies] == list(STUDIES)
+    by_id = {im.image_id: im for im in ds.images}
+    assert Path(by_id["CXR1000_IM-0003-2001"].source) == root / "1000" / "1000_IM-0003-2001.dcm"
+    assert Path(by_id["CXR1_1_IM-0001-3001"].source) == root / "1" / "1_IM-0001-3001.dcm"
+    assert Path(by_id["CXR1000_IM-0003-1001"].source) == root / "1000" / "1000_IM-0003-1001.dcm"  # no metadata row
+    assert ds.summary["images"] == 2 + 2 + 2 + 2 + 3
+    im = ds.load_image(by_id["CXR1000_IM-0003-2001"])
+    assert im.mode == "L" and im.size == (40, 32)
+    assert [p["path"].rsplit("/", 1)[-1] for p in ds.provenance["index_files"]] == [
+        "NLMCXR_reports.tgz", "nlmcxr_dicom_metadata.csv.gz"]
+
+
+def test_dicom_release_flat(tmp_path):
+    root = dicom_tree(tmp_path / "flat", per_study=False)
+    ds = _load(root, split="all", studies="CXR4,CXR1000")
+    assert ds.summary["layout"] == "flat" and ds.summary["images"] == 5
+
+
+def test_png_release_one_folder_down_and_views(tmp_path):
+    png_tree(tmp_path / "openi" / "NLMCXR_png")
+    (tmp_path / "openi" / "reports").mkdir()  # other folders are fine
+    ds = _load(tmp_path / "openi", split="all", studies=STUDIES)
+    assert ds.summary["layout"] == "subfolders" and ds.summary["images"] == 11
+    views = {im.image_id: im.view for im in ds.images}
+    assert views["CXR37_IM-1847-0001-0001"] == "lateral" and views["CXR37_IM-1847-0001-0002"] == "frontal"
+    assert views["CXR1_1_IM-0001-3001"] == "frontal" and views["CXR1_1_IM-0001-4001"] == "lateral"  # by order
+    assert ds.summary["views"] == {"frontal": 7, "lateral": 4, "unknown": 0}
+    frontal = _load(tmp_path / "openi", split="all", studies=STUDIES, views="frontal")
+    assert {im.view for im in frontal.images} == {"frontal"} and frontal.summary["images_not_in_views"] == 4
+    lateral = _load(tmp_path / "openi", split="all", studies=STUDIES, views="lateral")
+    assert [s.study_id for s in lateral.studies] == ["CXR1", "CXR3", "CXR37", "CXR1000"]  # CXR4: two frontals
+    assert lateral.summary["dropped_no_images"] == 1
+
+
+def test_policies(tmp_path):
+    root = png_tree(tmp_path / "png")
+    ds = _load(root, split="all", studies=STUDIES, policy="findings")
+    assert "CXR3" not in [s.study_id for s in ds.studies] and ds.summary["dropped_empty_text"] == 1
+    assert ds.summary["text_available"]["findings"] == 4 and ds.summary["text_available"]["impression"] == 5
+    both = _load(root, split="all", studies=["CXR4"], policy="findings+impression")
+    r = _reports(["CXR4"])[0]
+    assert both.texts == [f"{r.findings} {r.impression}"]
+
+
+# --- detection and bad input ------------------------------------------------------------------------------------
+
+
+def test_both_releases_side_by_side_need_format(tmp_path):
+    root = tmp_path / "mixed"
+    png_tree(root, ["CXR4"])
+    dicom_tree(root, ["CXR4"], per_study=False)
+    with pytest.raises(ConfigError, match=r"mixed: the folder itself holds both \.png \(2\) and \.dcm \(2\) files; "
+                                          "pass format="):
+        _load(root, split="all", studies=["CXR4"])
+    assert _load(root, split="all", studies=["CXR4"], format="dcm").summary["format"] == "dcm"
+    assert _load(root, split="all", studies=["CXR4"], format="png").summary["format"] == "png"
+    with pytest.raises(ConfigError, match="format"):
+        _load(root, format="jpg")
+
+
+def test_no_images_and_bad_root(tmp_path):
+    (tmp_path / "empty" / "sub").mkdir(parents=True)
+    (tmp_path / "empty" / "notes.txt").write_text("x")
+    with pytest.raises(DataError, match=r"empty: no \.png or \.dcm files in this folder or the folders one level"):
+        _load(tmp_path / "empty", split="all", studies=["CXR4"])
+    png_tree(tmp_path / "pngs", ["CXR4"])
+    with pytest.raises(DataError, match=r"pngs: no \.dcm files"):
+        _load(tmp_path / "pngs", split="all", studies=["CXR4"], format="dcm")
+    with pytest.raises(DataError, match=r"nowhere: IU X-ray image folder not found"):
+        _load(tmp_path / "nowhere", split="all", studies=["CXR4"])
+    with pytest.raises(ConfigError, match="split"):
+        _load(tmp_path / "pngs", split="valid")
+    with pytest.raises(ConfigError, match="on_bad_image"):
+        _load(tmp_path / "pngs", on_bad_image="drop")
+
+
+def test_same_file_name_in_two_subfolders(tmp_path):
+    dicom_tree(tmp_path / "dcm", ["CXR4"])
+    write_dicom(tmp_path / "dcm" / "copy" / "4_IM-2050-1001.dcm", 0)
+    with pytest.raises(DataError, match=r"'4_IM-2050-1001\.dcm' appears twice"):
+        _load(tmp_path / "dcm", split="all", studies=["CXR4"])
+
+
+def test_missing_image_error_or_skip(tmp_path):
+    root = png_tree(tmp_path / "png")
+    (root / "CXR4_IM-2050-2001.png").unlink()
+    with pytest.raises(DataError, match=r"png/CXR4_IM-2050-2001\.png \(parentImage CXR4_IM-2050-2001 of report "
+                                        r".*NLMCXR_reports\.tgz:ecgen-radiology/4\.xml\): image file not found"):
+        _load(root, split="all", studies=STUDIES)
+    with pytest.warns(UserWarning, match=r"iu-xray: skipped 1 missing image.*CXR4_IM-2050-2001"):
+        ds = _load(root, split="all", studies=STUDIES, on_bad_image="skip")
+    assert ds.summary["skipped_missing_images"] == 1 and ds.summary["images"] == 10 and ds.on_bad_image == "skip"
+    (root / "CXR4_IM-2050-1001.png").unlink()
+    with pytest.warns(UserWarning, match="skipped 2"):
+        ds = _load(root, split="all", studies=STUDIES, on_bad_image="skip")
+    assert ds.summary["dropped_no_images"] == 1 and "CXR4" not in [s.study_id for s in ds.studies]
+    with pytest.warns(UserWarning), pytest.raises(DataError, match="no iu-xray study left"):
+        _load(root, split="all", studies=["CXR4"], on_bad_image="skip")
+
+
+def test_missing_dicom_names_the_alternatives_tried(tmp_path):
+    root = dicom_tree(tmp_path / "dcm", ["CXR1"])
+    (root / "1" / "1_IM-0001-4001.dcm").unlink()
+    with pytest.raises(DataError, match=r"\*/1_1_IM-0001-4001\.dcm \(parentImage CXR1_1_IM-0001-4001 .*also tried "
+                                        r"1_IM-0001-4001\.dcm\)"):
+        _load(root, split="all", studies=["CXR1"])
+
+
+def test_candidate_names():
+    names = iu_xray.dicom_filenames()
+    assert names["CXR1000_IM-0003-2001"] == "1000_IM-0003-2001.dcm"
+    assert iu_xray.candidate_names("CXR1000_IM-0003-2001", "dcm", names) == ["1000_IM-0003-2001.dcm"]
+    assert iu_xray.candidate_names("CXR1_1_IM-0001-3001", "dcm", names) == ["1_1_IM-0001-3001.dcm",
+                                                                            "1_IM-0001-3001.dcm"]
+    assert iu_xray.candidate_names("CXR1_1_IM-0001-3001", "png") == ["CXR1_1_IM-0001-3001.png"]
+
+
+# --- end to end -------------------------------------------------------------------------------------------------
+
+
+def test_cli_run_end_to_end(test_split_tree, tmp_path, monkeypatch, capsys):
+    import cxrbench.data as data
+    from cxrbench.cli import main
+
+    monkeypatch.setitem(data._DATASETS, "iu-xray", ("cxrbench.data.iu_xray:load", "longest"))
+    out = tmp_path / "out"
+    assert main(["run", "--dataset", "iu-xray", "--root", str(test_split_tree), "--models", "random", "--levels",
+                 "0,0.5", "--bootstrap", "0", "--max-studies", "8", "--out", str(out), "--no-progress"]) == 0
+    records = [json.loads(x) for x in (out / "records.jsonl").read_text().splitlines() if x.strip()]
+    assert records and {r["dataset"] for r in records} == {"iu-xray"} and {r["split"] for r in records} == {"test"}
+    capsys.readouterr()
+    assert main(["datasets", "describe", "iu-xray", "--root", str(test_split_tree)]) == 0
+    described = json.loads(capsys.readouterr().out)
+    assert described["studies"] == 1000 and described["split_version"] == SPLIT_VERSION
