@@ -1,6 +1,7 @@
 """The built-in models: one table row each."""
 
 from cxrbench.models.registry import ModelSpec, register
+from cxrbench.models.sources import HOW_TO_GET
 
 _REFERENCE_HOW = "packaged with cxrbench (src/cxrbench/weights); rebuild with `cxrbench train-reference`"
 
@@ -19,4 +20,61 @@ register(ModelSpec(
     name="random", family="reference", builder="cxrbench.models.reference:build",
     description="Chance floor: the reference architecture with untrained (seeded random) towers",
     keys=("text_encoder",), how_to_get="needs no weights", options={"untrained": True},
+))
+
+# -- released models (adapters in cxrbench.models.<family>; imported only when a model is built) ------------
+_OPENAI = "cxrbench.models.openai_clip:build"
+register(ModelSpec(
+    name="clip", family="openai_clip", builder=_OPENAI,
+    description="OpenAI CLIP ViT-B/32 (general-domain baseline): OpenAI's resize/centre-crop preprocessing, "
+                "CLIP BPE text tower (77 tokens, end-of-text pooling)",
+    keys=("checkpoint",), how_to_get=HOW_TO_GET["clip"], options={"preprocessing": "openai"},
+))
+register(ModelSpec(
+    name="cxr_repair", family="openai_clip", builder=_OPENAI,
+    description="CXR-RePaiR: CLIP ViT-B/32 fine-tuned on MIMIC-CXR; grayscale pad to 320, CXR mean/std, "
+                "bicubic resize to 224 without antialiasing (as written upstream)",
+    keys=("checkpoint",), how_to_get=HOW_TO_GET["cxr_repair"],
+    options={"preprocessing": "cxr_pad320", "antialias": False},
+))
+register(ModelSpec(
+    name="chexzero", family="openai_clip", builder=_OPENAI,
+    description="CheXzero: CLIP ViT-B/32 trained on MIMIC-CXR; same preprocessing as cxr_repair",
+    keys=("checkpoint",), how_to_get=HOW_TO_GET["chexzero"],
+    options={"preprocessing": "cxr_pad320", "antialias": False},
+))
+register(ModelSpec(
+    name="medclip", family="medclip", builder="cxrbench.models.medclip:build",
+    description="MedCLIP-ViT: Swin-T image tower + Bio_ClinicalBERT (mean of 3 layers' token means), "
+                "grayscale pad-to-square 224",
+    keys=("checkpoint", "tokenizer"), how_to_get=HOW_TO_GET["medclip"], options={"vision": "swin"},
+))
+register(ModelSpec(
+    name="medclip_resnet", family="medclip", builder="cxrbench.models.medclip:build",
+    description="MedCLIP-ResNet: ResNet-50 image tower + Bio_ClinicalBERT, as medclip",
+    keys=("checkpoint", "tokenizer"), how_to_get=HOW_TO_GET["medclip_resnet"], options={"vision": "resnet"},
+))
+register(ModelSpec(
+    name="cxr_clip", family="cxr_clip", builder="cxrbench.models.cxr_clip:build",
+    description="CXR-CLIP Swin-Tiny + Bio_ClinicalBERT (release .tar); RGB resize/centre-crop 224, "
+                "mean=std=0.5, [SEP]-token text pooling, 256 tokens",
+    keys=("checkpoint", "text_encoder"), how_to_get=HOW_TO_GET["cxr_clip"], options={"image_encoder": "swin"},
+))
+register(ModelSpec(
+    name="cxr_clip_r50", family="cxr_clip", builder="cxrbench.models.cxr_clip:build",
+    description="CXR-CLIP ResNet-50 + Bio_ClinicalBERT (release .tar); as cxr_clip with ImageNet mean/std",
+    keys=("checkpoint", "text_encoder"), how_to_get=HOW_TO_GET["cxr_clip_r50"],
+    options={"image_encoder": "resnet"},
+))
+register(ModelSpec(
+    name="biomedclip", family="biomedclip", builder="cxrbench.models.biomedclip:build",
+    description="BiomedCLIP ViT-B/16 + PubMedBERT (open_clip hub release, PMC-15M); RGB resize/centre-crop "
+                "224, CLIP mean/std, 256-token [CLS] text pooling",
+    keys=("checkpoint", "text_config", "tokenizer"), how_to_get=HOW_TO_GET["biomedclip"],
+))
+register(ModelSpec(
+    name="biovil", family="biovil", builder="cxrbench.models.biovil:build",
+    description="BioViL ResNet-50 + CXR-BERT-specialized (hi-ml-multimodal), 128-d joint space; grayscale "
+                "resize 512 / centre-crop 480, no mean/std",
+    keys=("checkpoint", "text_encoder"), how_to_get=HOW_TO_GET["biovil"],
 ))
