@@ -49,7 +49,7 @@ from PIL import Image
 from cxrbench.errors import CheckpointError, ConfigError, WeightsNotAvailable
 from cxrbench.models import sources
 from cxrbench.models.base import Encoder, ModelInfo, l2_normalise
-from cxrbench.models.checkpoint import load_checked, load_state_file, sha256_file
+from cxrbench.models.checkpoint import build_without_random_init, load_checked, load_state_file, sha256_file
 from cxrbench.models.hf_compat import DERIVED_BUFFERS
 from cxrbench.models.registry import ModelSpec
 
@@ -206,21 +206,6 @@ def _preprocess(config: dict, image_size: int) -> dict:
     return pre
 
 
-def _without_random_init(factory) -> nn.Module:
-    """Build a module on the meta device and give it uninitialised storage: the 86M-parameter random init
-    is wasted work, since the checkpoint fills every tensor (which the loud key check guarantees). Modules
-    with non-persistent buffers, or that cannot be built on the meta device, are built normally."""
-    try:
-        with torch.device("meta"):
-            module = factory()
-    except (RuntimeError, NotImplementedError):
-        return factory()
-    persistent = set(module.state_dict())
-    if any(name not in persistent for name, _ in module.named_buffers()):
-        return factory()
-    return module.to_empty(device="cpu")
-
-
 class VisionTower(nn.Module):
     """open_clip's TimmModel with pool='' and proj='linear': timm trunk (own pooling, no classifier) + Linear."""
 
@@ -229,7 +214,7 @@ class VisionTower(nn.Module):
         import timm
 
         try:
-            self.trunk = _without_random_init(lambda: timm.create_model(timm_name, pretrained=False, num_classes=0))
+            self.trunk = build_without_random_init(lambda: timm.create_model(timm_name, pretrained=False, num_classes=0))
         except (RuntimeError, TypeError) as exc:  # unknown model name / argument
             raise ConfigError(f"{ADAPTER}: timm cannot build {timm_name!r}: {exc}") from exc
         self.head = nn.Sequential(OrderedDict(

@@ -43,7 +43,7 @@ from PIL import Image
 from cxrbench.errors import CheckpointError, ConfigError, WeightsNotAvailable
 from cxrbench.models import sources
 from cxrbench.models.base import Encoder, ModelInfo, l2_normalise
-from cxrbench.models.checkpoint import load_checked, load_state_file, sha256_file
+from cxrbench.models.checkpoint import build_without_random_init, load_checked, load_state_file, sha256_file
 from cxrbench.models.hf_compat import DERIVED_BUFFERS
 from cxrbench.models.registry import ModelSpec
 
@@ -129,21 +129,6 @@ def _text_folder(setting: str | None) -> Path:
 
 
 # -- image model -------------------------------------------------------------------------------------------------
-def _without_random_init(factory) -> nn.Module:
-    """Build a module on the meta device and give it uninitialised storage (the checkpoint then fills every
-    tensor; the loud key check guarantees that). Modules with non-persistent buffers, or that cannot be built
-    on the meta device, are built normally."""
-    try:
-        with torch.device("meta"):
-            module = factory()
-    except (RuntimeError, NotImplementedError):
-        return factory()
-    persistent = set(module.state_dict())
-    if any(name not in persistent for name, _ in module.named_buffers()):
-        return factory()
-    return module.to_empty(device="cpu")
-
-
 class _ResNetTrunk(nn.Module):
     """``encoder.encoder``: torchvision's ResNet-50 run up to layer4 (patch features, no pooling / fc)."""
 
@@ -151,7 +136,7 @@ class _ResNetTrunk(nn.Module):
         super().__init__()
         from torchvision.models import resnet50
 
-        self.encoder = _without_random_init(lambda: resnet50(weights=None))
+        self.encoder = build_without_random_init(lambda: resnet50(weights=None))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         r = self.encoder

@@ -163,3 +163,21 @@ def load_checked(module: torch.nn.Module, state: Mapping[str, torch.Tensor], *, 
     leftover = [k for k in result.missing_keys if not _matches(k, allow_missing)]
     if leftover or result.unexpected_keys:  # pragma: no cover - guarded by check_keys above
         raise CheckpointError(f"{adapter}: internal key mismatch loading {source}: {leftover}")
+
+
+def build_without_random_init(factory) -> torch.nn.Module:
+    """Build a module on the meta device and give it uninitialised storage.
+
+    A large tower's random initialisation is wasted work when a checkpoint fills every tensor (which the loud key
+    check guarantees). Modules with non-persistent buffers, or that cannot be built on the meta device, are built
+    normally.
+    """
+    try:
+        with torch.device("meta"):
+            module = factory()
+    except (RuntimeError, NotImplementedError):
+        return factory()
+    persistent = set(module.state_dict())
+    if any(name not in persistent for name, _ in module.named_buffers()):
+        return factory()
+    return module.to_empty(device="cpu")
