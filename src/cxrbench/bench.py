@@ -25,6 +25,12 @@ from cxrbench.provenance import device_description, resolve_device
 from cxrbench.runner import Prepared, SweepConfig, inference_context, run_sweep
 
 
+def _peak_rss_mib() -> float:
+    import resource
+
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux: KiB
+
+
 def tile_dataset(ds: Dataset, times: int) -> Dataset:
     """``times`` copies of every study (new ids, same image files): a gallery ``times`` as large."""
     if times == 1:
@@ -78,41 +84,48 @@ def naive_sweep(encoder: Encoder, dataset: Dataset, levels: Sequence[float], see
 def compare(model: str = "reference", dataset: str = "iu-phantom", levels: Sequence[float] = corruptions.PAPER_LEVELS,
             max_studies: int | None = None, device: str = "auto", batch_size: int = 64, seed: int = 0,
             checkpoint: str | None = None, progress: bool = False, encoder: Encoder | None = None,
-            dataset_options: dict | None = None) -> dict:
+            dataset_options: dict | None = None, tile: int = 1, naive: bool = True,
+            channels_last: bool = True) -> dict:
     """Run both pipelines on the same data and model; return timings, throughput, speed-up and agreement.
 
-    ``dataset_options`` go to :func:`cxrbench.data.load_dataset` (e.g. ``{"root": ...}`` for ``manifest``)."""
+    ``dataset_options`` go to :func:`cxrbench.data.load_dataset` (e.g. ``{"root": ...}`` for ``manifest``);
+    ``tile`` repeats the dataset (a larger gallery); ``naive=False`` runs only the optimised sweep (for memory
+    measurements: the process's peak resident memory is reported)."""
     dev = resolve_device(device)
     ds = load_dataset(dataset, progress=progress, **(dataset_options or {}))
     if max_studies:
         ds = ds.subset(max_studies)
+    ds = tile_dataset(ds, tile)
     enc = encoder or load_model(model, checkpoint=checkpoint, device=str(dev))
     n_images = len(ds.images)
 
-    t0 = time.perf_counter()
-    naive, naive_t = naive_sweep(enc, ds, levels, seed=seed, batch_size=batch_size, device=dev)
-    naive_s = time.perf_counter() - t0
+    naive_out, naive_t, naive_s = {}, {}, float("nan")
+    if naive:
+        t0 = time.perf_counter()
+        naive_out, naive_t = naive_sweep(enc, ds, levels, seed=seed, batch_size=batch_size, device=dev)
+        naive_s = time.perf_counter() - t0
 
     enc.clear_caches()
     cfg = SweepConfig(models=[enc.name], levels=tuple(levels), seed=seed, device=str(dev), precision="fp32",
-                      batch_size=batch_size, bootstrap=0, use_cache=False)
+                      batch_size=batch_size, bootstrap=0, use_cache=False, channels_last=channels_last)
     t0 = time.perf_counter()
     fast = run_sweep(cfg, progress=progress, prepared=Prepared(ds), encoders={enc.name: enc})
     fast_s = time.perf_counter() - t0
 
     max_diff = 0.0
-    for lv in levels:
+    for lv in naive_out:
         got = fast.get(enc.name, "pixels", lv).metrics
         for d in metrics.DIRECTIONS:
-            for k, v in naive[lv][d]["recall"].items():
+            for k, v in naive_out[lv][d]["recall"].items():
                 max_diff = max(max_diff, abs(v - got[d]["recall"][k]))
     work = n_images * len(levels)
     return {
-        "model": enc.name, "dataset": dataset, "images": n_images, "texts": len(ds.studies), "levels": list(levels),
-        "device": device_description(dev), "batch_size": batch_size,
-        "naive_s": round(naive_s, 2), "optimised_s": round(fast_s, 2), "speedup": round(naive_s / fast_s, 2),
-        "naive_images_per_s": round(work / naive_s, 1), "optimised_images_per_s": round(work / fast_s, 1),
+        "model": enc.name, "dataset": dataset, "tile": tile, "images": n_images, "texts": len(ds.studies),
+        "levels": list(levels), "peak_rss_mib": round(_peak_rss_mib(), 1),
+        "device": device_description(dev), "batch_size": batch_size, "channels_last": channels_last,
+        "naive_s": round(naive_s, 2), "optimised_s": round(fast_s, 2), "speedup": round(naive_s / fast_s, 2) if naive else None,
+        "naive_images_per_s": round(work / naive_s, 1) if naive else None, "optimised_images_per_s": round(work / fast_s, 1),
         "naive_breakdown_s": {k: round(v, 2) for k, v in naive_t.items()},
         "optimised_breakdown_s": {k: round(v, 2) for k, v in fast.timings.items()},
-        "max_recall_abs_diff": max_diff,
+        "max_recall_abs_diff": max_diff if naive else None,
     }

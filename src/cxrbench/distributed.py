@@ -67,7 +67,7 @@ def gather_chunks(local: dict[int, dict[float, torch.Tensor]], n_chunks: int) ->
     rank, size = world()
     if size == 1:
         return local
-    payload = {i: {lv: t.cpu() for lv, t in d.items()} for i, d in local.items()}
+    payload = {i: {lv: t.cpu().clone() for lv, t in d.items()} for i, d in local.items()}  # views: send rows only
     gathered: list | None = [None] * size if rank == 0 else None
     torch.distributed.gather_object(payload, gathered, dst=0)
     if rank != 0:

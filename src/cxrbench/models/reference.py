@@ -174,7 +174,7 @@ class ReferenceEncoder(Encoder):
 
     @torch.no_grad()
     def encode_texts(self, texts: Sequence[str], batch_size: int | None = None, progress: bool = False) -> torch.Tensor:
-        base = self.minilm.encode(texts, batch_size=batch_size or 128, progress=progress)
+        base = self.minilm.encode(texts, batch_size=batch_size or 32, progress=progress)
         return l2_normalise(self.net.text(base.to(self.device))).cpu()
 
 

@@ -1,0 +1,699 @@
+"""GPU check: the optimised sweep at MIMIC-CXR's evaluation size, on full-size models with random weights.
+
+What it does (``bash scripts/gpu_check.sh --device cuda``; see docs/performance.md, "GPU check"):
+
+1. Synthetic data of MIMIC-CXR's evaluation size (default 994 studies / 1,770 images: 776 studies with two
+   images, 218 with one), as grayscale JPEGs of MIMIC-CXR-JPG's typical size (2544 x 3056, quality 95): phantom
+   radiographs (:mod:`cxrbench.data.phantom`, 512 px, from each report's MeSH tags) resized up, paired with the
+   longest section of real IU X-ray reports, listed in a ``manifest.csv`` (the ``manifest`` dataset). Rendering
+   uses a process pool; the folder is reused when it already holds the same data (``--data-dir``).
+2. Randomly initialised FULL-SIZE checkpoints in each upstream file format, loaded through
+   :func:`cxrbench.models.load_model` exactly as a user would load the released files:
+
+   * ``clip``: OpenAI's ViT-B/32 release container (TorchScript archive, fp16 tensors in OpenAI's key layout,
+     plus the three int64 root entries);
+   * ``cxr_clip``: a CXR-CLIP trainer ``.tar`` (``model`` state dict with transformers-4.x key names, ``config``
+     = the Hydra training config of the Swin-Tiny release with a 512-d linear projection), Swin-Tiny +
+     BERT-base (Bio_ClinicalBERT sizes);
+   * ``medclip``: MedCLIP-ViT's ``pytorch_model.bin`` (Swin-Tiny + BERT-base, transformers-4.x key names);
+   * a Bio_ClinicalBERT-shaped tokenizer folder for both (``config.json`` and a 28,996-token WordPiece
+     ``vocab.txt`` built from IU report words plus filler tokens).
+
+   Key names are checked against the golden fixtures' upstream-written checkpoints (block indices collapsed),
+   and tensor values come from the golden fixtures' indexed recipe (tests/fixtures/golden/recipes.py).
+3. Per model: the optimised sweep (:func:`cxrbench.runner.run_sweep`, paper levels, ``pixels`` occlusion,
+   ``--precision``, plus one fp32 run of ``clip``), its throughput (images x levels / image-embedding time), the
+   time split into decode, geometry, text, image embedding and scoring, the peak GPU memory, and the naive vs
+   optimised ratio of :func:`cxrbench.bench.compare` on the first ``--naive-studies`` studies.
+4. One table, and a JSON report (``--out``), rewritten after every run so that a run cut short keeps what it did.
+
+CPU smoke mode (slow, tiny): ``python scripts/gpu_check.py --device cpu --studies 6 --image-size 320 --models clip``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import gc
+import importlib.util
+import json
+import math
+import multiprocessing
+import os
+import platform
+import re
+import sys
+import tempfile
+import time
+from collections import Counter
+from pathlib import Path
+from types import ModuleType
+from typing import TYPE_CHECKING, Any
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+
+if TYPE_CHECKING:
+    import torch
+
+REPO = Path(__file__).resolve().parents[1]
+GOLDEN = REPO / "tests" / "fixtures" / "golden"
+
+MIMIC_STUDIES, MIMIC_TWO_IMAGE_STUDIES = 994, 776  # 776 x 2 + 218 x 1 = 1,770 images
+MIMIC_SIZE = (2544, 3056)  # (width, height): MIMIC-CXR-JPG's typical PA image
+MODELS = ("clip", "cxr_clip", "medclip")
+SEED = 20250601  # recipe seed of the random checkpoints
+DATA_MARKER = "gpu_check_data.json"
+
+# --------------------------------------------------------------------------------------------------------------
+# helpers
+# --------------------------------------------------------------------------------------------------------------
+
+
+def log(msg: str) -> None:
+    print(f"[gpu_check {time.strftime('%H:%M:%S')}] {msg}", flush=True)
+
+
+def parse_size(text: str) -> tuple[int, int]:
+    """``WxH``, or one number: the height, with MIMIC's width/height ratio."""
+    m = re.fullmatch(r"\s*(\d+)\s*[xX]\s*(\d+)\s*", text)
+    if m:
+        return int(m.group(1)), int(m.group(2))
+    if text.strip().isdigit():
+        h = int(text)
+        return max(1, round(h * MIMIC_SIZE[0] / MIMIC_SIZE[1])), h
+    raise argparse.ArgumentTypeError(f"image size {text!r}: use WxH (e.g. 2544x3056) or one number (the height)")
+
+
+def atomic_write(path: Path, write) -> None:
+    """``write(tmp_path)`` then rename into place (a crash never leaves a half-written file at ``path``)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
+    try:
+        write(tmp)
+        os.replace(tmp, path)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+
+
+def load_recipes() -> ModuleType:
+    """tests/fixtures/golden/recipes.py (not a package: loaded by path, as tests/models/conftest.py does)."""
+    path = GOLDEN / "recipes.py"
+    if not path.is_file():
+        raise SystemExit(f"{path} is missing: the GPU check needs the golden fixtures' recipes (run from the repo)")
+    spec = importlib.util.spec_from_file_location("cxrbench_golden_recipes", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def collapse(key: str) -> str:
+    """A state-dict key with block / layer indices replaced by N (compares layouts of different depths)."""
+    return re.sub(r"\.\d+(?=\.|$)", ".N", key)
+
+
+def check_layout(ours: list[str], upstream: list[str], what: str) -> None:
+    """Our full-size key names, indices collapsed, must be exactly those of the upstream-written fixture."""
+    a, b = {collapse(k) for k in ours}, {collapse(k) for k in upstream}
+    if a != b:
+        raise SystemExit(f"{what}: key layout differs from the upstream-written golden fixture:\n"
+                         f"  only ours: {sorted(a - b)[:20]}\n  only upstream: {sorted(b - a)[:20]}")
+
+
+# --------------------------------------------------------------------------------------------------------------
+# 1. synthetic data
+# --------------------------------------------------------------------------------------------------------------
+
+
+def _render_job(job: tuple[str, tuple[str, ...], int, str, int, int, int, int]) -> int:
+    """Render one phantom at ``render_size``, resize to (width, height), save as JPEG; return the file size."""
+    from PIL import Image
+
+    from cxrbench.data import phantom
+
+    out, majors, seed, view, render_size, width, height, quality = job
+    pixels = phantom.render(phantom.parse_mesh(majors), seed=seed, view=view, size=render_size)
+    image = Image.fromarray(pixels, mode="L")
+    if image.size != (width, height):
+        image = image.resize((width, height), Image.Resampling.BICUBIC)
+    atomic_write(Path(out), lambda tmp: image.save(tmp, format="JPEG", quality=quality))
+    return Path(out).stat().st_size
+
+
+def build_data(args: argparse.Namespace) -> dict:
+    """Write (or reuse) the JPEGs and manifest.csv; return what was built and how long it took."""
+    from cxrbench.data import phantom
+    from cxrbench.data.iu_phantom import study_seed
+    from cxrbench.data.iu_reports import load_reports
+
+    width, height = args.image_size
+    n2 = args.two_image_studies
+    if n2 is None:
+        n2 = round(args.studies * MIMIC_TWO_IMAGE_STUDIES / MIMIC_STUDIES)
+    if not 0 <= n2 <= args.studies:
+        raise SystemExit(f"--two-image-studies {n2} must lie between 0 and --studies {args.studies}")
+    params = {"studies": args.studies, "two_image_studies": n2, "width": width, "height": height,
+              "render_size": args.render_size, "jpeg_quality": args.jpeg_quality,
+              "renderer_version": phantom.RENDERER_VERSION, "format": 1}
+    folder = Path(args.data_dir)
+    marker = folder / DATA_MARKER
+    manifest = folder / "manifest.csv"
+    if marker.is_file():
+        stored = json.loads(marker.read_text())
+        if stored.get("params") != params:
+            raise SystemExit(f"{folder} holds other data ({stored.get('params')}); pass another --data-dir")
+        if manifest.is_file():
+            log(f"data: reusing {folder} ({stored['images']} images)")
+            return {**stored, "reused": True, "render_s": 0.0}
+
+    reports = [r for r in load_reports() if max(len(r.findings), len(r.impression)) > 0]
+    if args.studies > len(reports):
+        raise SystemExit(f"--studies {args.studies}: only {len(reports)} IU reports have text")
+    # two-image studies spread evenly over the studies
+    two = {math.floor(k * args.studies / n2) for k in range(n2)} if n2 else set()
+    rows, jobs = [], []
+    for i, report in enumerate(reports[: args.studies]):
+        text = report.findings if len(report.findings) >= len(report.impression) else report.impression
+        sid = f"s{50000000 + i}"
+        for k, view in enumerate(("frontal", "lateral")[: 2 if i in two else 1]):
+            rel = f"files/{sid[:4]}/{sid}/{report.uid}_{k}.jpg"
+            rows.append((sid, rel, text))
+            out = folder / rel
+            if not out.is_file():
+                jobs.append((str(out), report.majors, study_seed(report.uid), view, args.render_size, width,
+                             height, args.jpeg_quality))
+    folder.mkdir(parents=True, exist_ok=True)
+    workers = max(1, min(args.workers or os.cpu_count() or 1, len(jobs) or 1))
+    log(f"data: rendering {len(jobs)} of {len(rows)} images ({args.render_size} px -> {width}x{height} JPEG "
+        f"q{args.jpeg_quality}) with {workers} process(es) into {folder}")
+    t0 = time.perf_counter()
+    if jobs:
+        if workers == 1:
+            for job in jobs:
+                _render_job(job)
+        else:
+            # spawn: the parent may hold torch's thread pools, which do not survive fork
+            with multiprocessing.get_context("spawn").Pool(workers) as pool:
+                for _ in pool.imap_unordered(_render_job, jobs, chunksize=8):
+                    pass
+    render_s = time.perf_counter() - t0
+    log(f"data: rendered {len(jobs)} images in {render_s:.1f} s "
+        f"({len(jobs) / render_s if render_s > 0 and jobs else 0:.1f} img/s, {workers} processes)")
+
+    def write_manifest(tmp: Path) -> None:
+        with open(tmp, "w", newline="", encoding="utf-8") as fh:
+            writer = csv.writer(fh)
+            writer.writerow(["study_id", "image_path", "findings"])
+            writer.writerows(rows)
+
+    atomic_write(manifest, write_manifest)
+    total_bytes = sum((folder / r[1]).stat().st_size for r in rows)
+    info = {"params": params, "folder": str(folder), "manifest": str(manifest), "studies": args.studies,
+            "images": len(rows), "bytes": total_bytes, "rendered_now": len(jobs), "render_workers": workers,
+            "render_s_when_built": round(render_s, 2),
+            "reports": "IU X-ray (OpenI) reports from the torchxrayvision wheel, longest section"}
+    atomic_write(marker, lambda tmp: tmp.write_text(json.dumps(info, indent=1)))
+    return {**info, "reused": False, "render_s": round(render_s, 2)}
+
+
+# --------------------------------------------------------------------------------------------------------------
+# 2. full-size random checkpoints in the upstream formats
+# --------------------------------------------------------------------------------------------------------------
+
+
+def _values(recipes: ModuleType, keys_shapes: list[tuple[str, tuple[int, ...]]],
+            ints: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """Float tensors from the indexed recipe (variance 1/fan_in matrices, norm scales 1 +- 0.2, small biases,
+    logit_scale log(1/0.07)); integer buffers as given."""
+    out = {}
+    for index, (key, shape) in enumerate(keys_shapes):
+        if key in ints:
+            out[key] = ints[key]
+        else:
+            out[key] = recipes.indexed_tensor(SEED, index, key, list(shape), "torch.float32")
+    return out
+
+
+def _relative_position_index(window: int) -> torch.Tensor:
+    """The Swin buffer transformers 4.x stored (``relative_position_index``), for a ``window`` x ``window`` window."""
+    import torch
+
+    coords = torch.stack(torch.meshgrid(torch.arange(window), torch.arange(window), indexing="ij")).flatten(1)
+    rel = (coords[:, :, None] - coords[:, None, :]).permute(1, 2, 0).contiguous()
+    rel[:, :, 0] += window - 1
+    rel[:, :, 1] += window - 1
+    rel[:, :, 0] *= 2 * window - 1
+    return rel.sum(-1)
+
+
+def _to_transformers4(state: dict[str, torch.Tensor], swin_prefix: str, bert_prefix: str,
+                      window: int) -> list[tuple[str, torch.Tensor]]:
+    """Keys as transformers 4.2x wrote them (upstream's releases): old Swin block names, plus the stored
+    derived buffers (Swin ``relative_position_index``, BERT ``embeddings.position_ids``)."""
+    import torch
+
+    from cxrbench.models.hf_compat import _rename_swin_key
+
+    out: list[tuple[str, torch.Tensor]] = []
+    for key, value in state.items():
+        old = _rename_swin_key(key, old_to_new=False) if key.startswith(swin_prefix) else key
+        out.append((old, value))
+        if old.endswith("attention.self.relative_position_bias_table"):
+            out.append((old.replace("relative_position_bias_table", "relative_position_index"),
+                        _relative_position_index(window)))
+        if old == bert_prefix + "embeddings.position_embeddings.weight":
+            out.append((bert_prefix + "embeddings.position_ids",
+                        torch.arange(value.shape[0], dtype=torch.int64).unsqueeze(0)))
+    return out
+
+
+def write_bert_folder(folder: Path) -> Path:
+    """A Bio_ClinicalBERT-shaped folder: its config.json and a WordPiece vocab.txt of its size (28,996 tokens:
+    BERT's special tokens at BERT's ids, characters, IU report words, then filler tokens)."""
+    from cxrbench.data.iu_reports import load_reports
+    from cxrbench.models.medclip import BIO_CLINICALBERT_CONFIG
+
+    vocab_file, config_file = folder / "vocab.txt", folder / "config.json"
+    if vocab_file.is_file() and config_file.is_file():
+        return folder
+    size = int(BIO_CLINICALBERT_CONFIG["vocab_size"])
+    tokens = ["[PAD]", *(f"[unused{i}]" for i in range(1, 100)), "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
+    chars = [chr(c) for c in range(33, 127)]
+    tokens += chars + [f"##{c}" for c in chars if c.isalnum()]
+    words: Counter[str] = Counter()
+    for r in load_reports():
+        words.update(re.findall(r"[a-z]+|\d+", f"{r.findings} {r.impression}".lower()))
+    seen = set(tokens)
+    for word, _ in words.most_common():
+        if len(tokens) >= size:
+            break
+        if word not in seen:
+            tokens.append(word)
+            seen.add(word)
+    tokens += [f"filler{i:05d}" for i in range(size - len(tokens))]
+    assert len(tokens) == size
+    atomic_write(vocab_file, lambda tmp: tmp.write_text("\n".join(tokens) + "\n", encoding="utf-8"))
+    config = {"architectures": ["BertModel"], **BIO_CLINICALBERT_CONFIG}
+    atomic_write(config_file, lambda tmp: tmp.write_text(json.dumps(config, indent=2)))
+    return folder
+
+
+def write_clip(path: Path, recipes: ModuleType) -> dict:
+    """OpenAI's ViT-B/32 release container: TorchScript archive, fp16 tensors, OpenAI key layout and order."""
+    import torch
+
+    from cxrbench.models.openai_clip import ClipArch, build_open_clip_model
+
+    arch = ClipArch(embed_dim=512, image_size=224, patch_size=32, vision_width=768, vision_layers=12,
+                    context_length=77, vocab_size=49408, text_width=512, text_layers=12)
+    model_state = build_open_clip_model(arch).state_dict()
+    manifest = recipes.load_manifest(GOLDEN / "openai_clip" / "checkpoint_manifest.json")["openai"]
+    golden_keys = [e["key"] for e in manifest["tensors"]]
+    roots = {"input_resolution": arch.image_size, "context_length": arch.context_length,
+             "vocab_size": arch.vocab_size}
+    order = {collapse(k): i for i, k in enumerate(golden_keys)}  # OpenAI's key order, from the fixture
+    keys = sorted(model_state, key=lambda k: (order.get(collapse(k), len(order)),
+                                              [int(x) for x in re.findall(r"\.(\d+)\.", k)]))
+    check_layout(keys + list(roots), golden_keys, "clip (OpenAI ViT-B/32 layout)")
+    state = _values(recipes, [(k, tuple(model_state[k].shape)) for k in keys], {})
+    tensors = {k: v.half() for k, v in state.items()}  # the release stores every float tensor in fp16
+    tensors.update({k: torch.tensor(v, dtype=torch.int64) for k, v in roots.items()})
+    try:
+        atomic_write(path, lambda tmp: recipes.write_torchscript_archive(tensors, tmp))
+        container = "torchscript"
+    except Exception as exc:  # torch.jit unavailable: the adapter reads plain state dicts of this layout too
+        log(f"clip: could not write a TorchScript archive ({type(exc).__name__}: {exc}); writing a state dict")
+        atomic_write(path, lambda tmp: torch.save(tensors, tmp))
+        container = "state_dict"
+    return {"container": container, "tensors": len(tensors)}
+
+
+def _swin_bert(window_cfg: dict) -> tuple[Any, Any]:
+    from transformers import BertConfig, SwinConfig
+
+    from cxrbench.models.medclip import BIO_CLINICALBERT_CONFIG
+
+    return SwinConfig(**window_cfg), BertConfig(**BIO_CLINICALBERT_CONFIG)
+
+
+def write_cxr_clip(path: Path, recipes: ModuleType) -> dict:
+    """A CXR-CLIP trainer .tar: {'model': state dict (transformers-4.x names), 'config': training config, ...}."""
+    import torch
+
+    from cxrbench.models.cxr_clip import Architecture, CxrClipModel, SwinTower, TextTower, read_checkpoint
+    from cxrbench.models.medclip import BERT_ID, SWIN_TINY_CONFIG
+
+    golden_state, config = read_checkpoint(GOLDEN / "cxr_clip" / "cxr_clip_swin_tiny.tar", adapter="cxr_clip")
+    config = json.loads(json.dumps(config))
+    config["model"]["projection_head"]["proj_dim"] = 512  # the releases' projection (the fixture shrank it)
+    swin_cfg, bert_cfg = _swin_bert(SWIN_TINY_CONFIG)
+    arch = Architecture(image_encoder="swin", image_encoder_name=config["model"]["image_encoder"]["name"],
+                        text_encoder_name=BERT_ID, tokenizer_name=BERT_ID, pooling="eos", projection="linear",
+                        proj_dim=512, temperature=0.07)
+    model_state = CxrClipModel(arch, SwinTower(swin_cfg), TextTower(bert_cfg)).state_dict()
+    pairs = _to_transformers4(model_state, "image_encoder.", "text_encoder.text_encoder.",
+                              SWIN_TINY_CONFIG["window_size"])
+    check_layout([k for k, _ in pairs], list(golden_state), "cxr_clip (CXR-CLIP Swin-Tiny release layout)")
+    ints = {k: v for k, v in pairs if not v.is_floating_point()}
+    state = _values(recipes, [(k, tuple(v.shape)) for k, v in pairs], ints)
+    atomic_write(path, lambda tmp: torch.save({"model": state, "config": config, "epoch": 0}, tmp))
+    return {"container": "torch.save dict (model, config, epoch)", "tensors": len(state)}
+
+
+def write_medclip(path: Path, recipes: ModuleType, bert_folder: Path) -> dict:
+    """MedCLIP-ViT's pytorch_model.bin: the MedCLIPModel state dict (transformers-4.x names)."""
+    import torch
+
+    from cxrbench.models.medclip import bert_config, build_network
+
+    network = build_network("swin", {}, bert_config(bert_folder))  # swin-tiny, BERT-base, 768 -> 512 heads
+    golden_state = torch.load(GOLDEN / "medclip" / "vit" / "pytorch_model.bin", weights_only=True)
+    window = network.vision_model.model.config.window_size
+    pairs = _to_transformers4(network.state_dict(), "vision_model.model.", "text_model.model.", window)
+    check_layout([k for k, _ in pairs], list(golden_state), "medclip (MedCLIP-ViT release layout)")
+    ints = {k: v for k, v in pairs if not v.is_floating_point()}
+    state = _values(recipes, [(k, tuple(v.shape)) for k, v in pairs], ints)
+    atomic_write(path, lambda tmp: torch.save(state, tmp))
+    return {"container": "torch.save state dict", "tensors": len(state)}
+
+
+def write_checkpoints(models: list[str], folder: Path) -> tuple[dict[str, dict], dict]:
+    """Write (or reuse) every needed checkpoint; return load_model settings per model and what was written."""
+    from cxrbench.models.checkpoint import sha256_file
+
+    recipes = None
+    settings: dict[str, dict] = {}
+    info: dict[str, dict] = {}
+    bert = folder / "bio_clinicalbert_shape"
+    for name in models:
+        if name == "clip":
+            path, extra = folder / "clip" / "ViT-B-32-random.pt", {}
+        elif name == "cxr_clip":
+            path, extra = folder / "cxr_clip" / "swint_random.tar", {"text_encoder": str(bert)}
+        elif name == "medclip":
+            path, extra = folder / "medclip" / "pytorch_model.bin", {"tokenizer": str(bert)}
+        else:
+            raise SystemExit(f"--models: {name!r} is not one of {', '.join(MODELS)}")
+        if extra:
+            write_bert_folder(bert)
+        t0 = time.perf_counter()
+        if path.is_file():
+            written = {"reused": True}
+        else:
+            recipes = recipes or load_recipes()
+            log(f"checkpoints: writing full-size random {name} to {path}")
+            if name == "clip":
+                written = write_clip(path, recipes)
+            elif name == "cxr_clip":
+                written = write_cxr_clip(path, recipes)
+            else:
+                written = write_medclip(path, recipes, bert)
+        info[name] = {"path": str(path), "bytes": path.stat().st_size, "sha256": sha256_file(path),
+                      "write_s": round(time.perf_counter() - t0, 2), **written, **extra}
+        settings[name] = {"checkpoint": str(path), **extra}
+    return settings, info
+
+
+# --------------------------------------------------------------------------------------------------------------
+# 3. the runs
+# --------------------------------------------------------------------------------------------------------------
+
+
+def _cuda(device: torch.device) -> bool:
+    return device.type == "cuda"
+
+
+def _sync(device: torch.device) -> None:
+    import torch
+
+    if _cuda(device):
+        torch.cuda.synchronize(device)
+
+
+def _recall(result, name: str, level: float, direction: str, k: int = 1) -> float | None:
+    lr = result.get(name, "pixels", level)
+    return None if lr is None else lr.metrics[direction]["recall"][k]
+
+
+def run_one(name: str, precision: str, settings: dict, prep, dataset_root: str, device: torch.device,
+            levels: tuple[float, ...], args: argparse.Namespace, decode_s: float, naive: bool,
+            geometry_done: set[str]) -> tuple[dict, Any]:
+    """Load ``name`` with load_model, warm it up, run the optimised sweep, then (``naive``) bench.compare."""
+    import torch
+
+    from cxrbench.bench import compare
+    from cxrbench.models import load_model
+    from cxrbench.runner import SweepConfig, inference_context, run_sweep
+
+    label = name if precision == args.precision else f"{name} ({precision})"
+    row: dict[str, Any] = {"run": label, "model": name, "precision": precision}
+    gc.collect()
+    if _cuda(device):
+        torch.cuda.empty_cache()
+        torch.cuda.reset_peak_memory_stats(device)
+    t0 = time.perf_counter()
+    encoder = load_model(name, device=str(device), **settings)
+    _sync(device)
+    row["load_s"] = time.perf_counter() - t0
+
+    # warm-up (CUDA context, cuBLAS/cuDNN algorithm choice) on one batch of the real shape; not in the timings
+    batch = args.batch_size or encoder.image_batch_size
+    t0 = time.perf_counter()
+    first = encoder.geometry(prep.pil_images(False, [0])[0])
+    dummy = first.unsqueeze(0).expand(min(batch, len(prep.image_ids)), *first.shape).contiguous()
+    with inference_context(device, precision):
+        encoder.embed_pixels(encoder.intensity(dummy.to(device)))
+    encoder.encode_texts(prep.unique_texts[:2])
+    _sync(device)
+    row["warmup_s"] = time.perf_counter() - t0
+
+    cfg = SweepConfig(dataset="manifest", dataset_options={"root": dataset_root}, models=[name],
+                      corruptions=("pixels",), levels=levels, device=str(device), precision=precision,
+                      batch_size=args.batch_size, bootstrap=args.bootstrap, use_cache=False)
+    geometry_cached = encoder.geometry_key in geometry_done  # computed by an earlier run: Prepared keeps it
+    geometry_done.add(encoder.geometry_key)
+    result = run_sweep(cfg, progress=False, prepared=prep, encoders={name: encoder})
+    _sync(device)
+    t = result.timings
+    n_images, n_levels = len(prep.image_ids), len(levels)
+    row.update({
+        "images": n_images, "texts": len(prep.unique_texts), "levels": n_levels, "batch_size": batch,
+        "decode_s": decode_s,  # shared by every run: images are decoded once per dataset (Prepared)
+        "geometry_s": t[f"{name}/pixels/geometry_s"], "geometry_cached": geometry_cached,
+        "text_s": t[f"{name}/texts_s"], "embed_s": t[f"{name}/pixels/embed_s"],
+        "score_s": t[f"{name}/pixels/score_s"], "sweep_total_s": t["total_s"],
+    })
+    row["images_per_s"] = n_images * n_levels / row["embed_s"] if row["embed_s"] > 0 else None
+    stages = row["decode_s"] + row["geometry_s"] + row["text_s"] + row["embed_s"] + row["score_s"]
+    row["end_to_end_images_per_s"] = n_images * n_levels / stages if stages > 0 else None
+    row["peak_gpu_mib"] = torch.cuda.max_memory_allocated(device) / 2**20 if _cuda(device) else None
+    row["recall@1_clean"] = {d: _recall(result, name, levels[0], d) for d in ("image_to_text", "text_to_image")}
+    row["recall@1_last_level"] = {d: _recall(result, name, levels[-1], d)
+                                  for d in ("image_to_text", "text_to_image")}
+    row["chance@1"] = {"image_to_text": 1 / len(prep.unique_texts), "text_to_image": 1 / n_images}
+    row["model_info"] = result.models.get(name, {})
+
+    if naive:
+        n_sub = min(args.naive_studies, len(prep.dataset.studies))
+        log(f"{label}: naive vs optimised (bench.compare, fp32 both) on the first {n_sub} studies")
+        rep = compare(model=name, dataset="manifest", dataset_options={"root": dataset_root}, levels=levels,
+                      max_studies=n_sub, device=str(device), batch_size=batch, encoder=encoder)
+        row["naive"] = {"studies": n_sub, **rep}
+        row["naive_speedup"] = rep["speedup"]
+    del encoder
+    gc.collect()
+    if _cuda(device):
+        torch.cuda.empty_cache()
+    return row, result
+
+
+def _max_recall_diff(a, b, name: str, levels: tuple[float, ...]) -> float:
+    worst = 0.0
+    for lv in levels:
+        ra, rb = a.get(name, "pixels", lv).metrics, b.get(name, "pixels", lv).metrics
+        for d in ra:
+            for k, v in ra[d]["recall"].items():
+                worst = max(worst, abs(v - rb[d]["recall"][k]))
+    return worst
+
+
+# --------------------------------------------------------------------------------------------------------------
+# 4. report
+# --------------------------------------------------------------------------------------------------------------
+
+COLUMNS = (("run", "run", "{}"), ("images/s", "images_per_s", "{:.1f}"), ("e2e/s", "end_to_end_images_per_s", "{:.1f}"),
+           ("load", "load_s", "{:.1f}"), ("decode*", "decode_s", "{:.1f}"), ("geometry", "geometry_s", "{:.2f}"),
+           ("text", "text_s", "{:.2f}"), ("embed", "embed_s", "{:.2f}"), ("score", "score_s", "{:.2f}"),
+           ("peak MiB", "peak_gpu_mib", "{:.0f}"), ("naive x", "naive_speedup", "{:.2f}"))
+
+
+def table(rows: list[dict]) -> str:
+    cells = [[h for h, _, _ in COLUMNS]]
+    for row in rows:
+        line = []
+        for _, key, fmt in COLUMNS:
+            value = row.get(key)
+            text = "-" if value is None else fmt.format(value)
+            if key == "geometry_s" and row.get("geometry_cached"):
+                text += " (cached)"
+            line.append(text)
+        cells.append(line)
+    widths = [max(len(c[i]) for c in cells) for i in range(len(COLUMNS))]
+    out = ["  ".join(c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in enumerate(zip(cell, widths)))
+           for cell in cells]
+    out.insert(1, "  ".join("-" * w for w in widths))
+    return "\n".join(out)
+
+
+def write_report(path: Path, report: dict) -> None:
+    atomic_write(path, lambda tmp: tmp.write_text(json.dumps(report, indent=1, default=str)))
+
+
+# --------------------------------------------------------------------------------------------------------------
+# main
+# --------------------------------------------------------------------------------------------------------------
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    tmp = Path(tempfile.gettempdir()) / "cxrbench-gpu-check"
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+                                formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p.add_argument("--device", default="auto", help="cuda, cuda:N, cpu or auto")
+    p.add_argument("--models", default=",".join(MODELS), help=f"comma-separated, from {', '.join(MODELS)}")
+    p.add_argument("--precision", choices=("fp32", "bf16", "fp16"), default=None,
+                   help="sweep precision (default: bf16 on CUDA, fp32 on the CPU)")
+    p.add_argument("--no-fp32-clip", action="store_true", help="skip the extra fp32 run of clip")
+    p.add_argument("--studies", type=int, default=MIMIC_STUDIES)
+    p.add_argument("--two-image-studies", type=int, default=None,
+                   help=f"studies with two images (default: --studies x {MIMIC_TWO_IMAGE_STUDIES}/{MIMIC_STUDIES})")
+    p.add_argument("--image-size", type=parse_size, default=MIMIC_SIZE,
+                   help="JPEG size WxH, or the height alone (MIMIC's aspect ratio); default 2544x3056")
+    p.add_argument("--render-size", type=int, default=512, help="phantom render size before the resize")
+    p.add_argument("--jpeg-quality", type=int, default=95)
+    p.add_argument("--workers", type=int, default=None, help="render processes (default: all CPUs)")
+    p.add_argument("--data-dir", default=None, help=f"dataset folder, reused when present (default: under {tmp})")
+    p.add_argument("--checkpoint-dir", default=str(tmp / "checkpoints"), help="random checkpoints, reused")
+    p.add_argument("--levels", default="paper", help="occlusion levels: 'paper' or e.g. 0,0.25,0.5")
+    p.add_argument("--batch-size", type=int, default=None, help="image batch (default: each adapter's own)")
+    p.add_argument("--bootstrap", type=int, default=1000, help="bootstrap resamples for the CIs (as a run)")
+    p.add_argument("--naive-studies", type=int, default=100,
+                   help="studies (from the first) for the naive-vs-optimised comparison; 0 skips it")
+    p.add_argument("--out", default="gpu_check.json", help="JSON report")
+    args = p.parse_args(argv)
+    if args.data_dir is None:
+        w, h = args.image_size
+        n2 = "" if args.two_image_studies is None else f"-{args.two_image_studies}x2"
+        args.data_dir = str(tmp / f"data-{args.studies}{n2}-{w}x{h}-r{args.render_size}-q{args.jpeg_quality}")
+    if args.studies < 1:
+        p.error("--studies must be >= 1")
+    return args
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    t_main = time.perf_counter()
+    import torch
+
+    from cxrbench.corruptions import parse_levels
+    from cxrbench.data import load_dataset
+    from cxrbench.provenance import device_description, environment, resolve_device
+    from cxrbench.runner import Prepared
+
+    device = resolve_device(args.device)
+    if args.device in ("auto", "") and not _cuda(device):
+        log("no CUDA device found: running on the CPU (use the smoke sizes; see --help)")
+    args.precision = args.precision or ("bf16" if _cuda(device) else "fp32")
+    models = [m.strip() for m in args.models.split(",") if m.strip()]
+    levels = tuple(parse_levels(args.levels))
+    out = Path(args.out)
+    report: dict[str, Any] = {
+        "what": "cxrbench GPU check: optimised sweep on MIMIC-size synthetic data, full-size random-weight models",
+        "argv": sys.argv[1:] if argv is None else argv, "device": device_description(device),
+        "environment": {**environment(), "platform": platform.platform(), "cpus": os.cpu_count(),
+                        "torch_threads": torch.get_num_threads(),
+                        "cuda": torch.version.cuda if _cuda(device) else None,
+                        "tf32_matmul": torch.backends.cuda.matmul.allow_tf32, "cudnn_tf32": torch.backends.cudnn.allow_tf32},
+        "precision": args.precision, "levels": list(levels), "corruption": "pixels (zero fill, 16 px patches)",
+        "timing_method": (
+            "decode: Prepared.pil_images() once for the dataset (thread pool), shared by every run; geometry, "
+            "embed (occlusion + intensity + image tower over all levels, host<->device copies included) and "
+            "score (Recall@k + bootstrap CIs): run_sweep's result.timings '<model>/pixels/{geometry,embed,score}_s'; "
+            "text: '<model>/texts_s' (texts are embedded once, under the run's precision); images/s = images x levels / "
+            "embed; e2e/s = images x levels / (decode + geometry + text + embed + score); load and a one-batch "
+            "warm-up are timed apart and left out; peak GPU memory = torch.cuda.max_memory_allocated, reset "
+            "before each model is loaded (weights included, naive comparison excluded)"),
+        "notes": ["weights are random: Recall@k is at chance level and says nothing about the models",
+                  "naive x = bench.compare speed-up (naive loop / optimised sweep), both fp32, on a subset"],
+        "runs": [],
+    }
+    if device.type == "cuda":
+        report["gpu"] = {"name": torch.cuda.get_device_name(device),
+                         "memory_gib": round(torch.cuda.get_device_properties(device).total_memory / 2**30, 1)}
+
+    log(f"device {report['device']}, precision {args.precision}, models {models}, levels {list(levels)}")
+    report["data"] = build_data(args)
+    write_report(out, report)
+    t0 = time.perf_counter()
+    settings, report["checkpoints"] = write_checkpoints(models, Path(args.checkpoint_dir))
+    report["checkpoints_s"] = round(time.perf_counter() - t0, 2)
+    write_report(out, report)
+
+    t0 = time.perf_counter()
+    dataset = load_dataset("manifest", root=report["data"]["manifest"], progress=False)
+    index_s = time.perf_counter() - t0
+    prep = Prepared(dataset)
+    t0 = time.perf_counter()
+    prep.pil_images(False)
+    decode_s = time.perf_counter() - t0
+    report["dataset"] = {**prep.summary(), "index_s": round(index_s, 3), "decode_s": round(decode_s, 2),
+                         "decode_threads": prep.workers}
+    report["dataset"].pop("text_available", None)
+    log(f"dataset: {len(prep.dataset.studies)} studies, {len(prep.image_ids)} images, {len(prep.unique_texts)} "
+        f"unique texts; decoded in {decode_s:.1f} s ({prep.workers} threads)")
+
+    plan = [(m, args.precision) for m in models]
+    if "clip" in models and args.precision != "fp32" and not args.no_fp32_clip:
+        plan.insert(models.index("clip") + 1, ("clip", "fp32"))
+    results: dict[tuple[str, str], Any] = {}
+    geometry_done: set[str] = set()
+    for name, precision in plan:
+        log(f"run {name} ({precision})")
+        naive = args.naive_studies > 0 and precision == args.precision
+        row, results[(name, precision)] = run_one(name, precision, settings[name], prep,
+                                                  report["data"]["manifest"], device, levels, args, decode_s,
+                                                  naive, geometry_done)
+        log(f"{row['run']}: {row['images_per_s']:.1f} images/s (embed {row['embed_s']:.2f} s), text "
+            f"{row['text_s']:.2f} s, geometry {row['geometry_s']:.2f} s, score {row['score_s']:.2f} s"
+            + (f", peak {row['peak_gpu_mib']:.0f} MiB" if row["peak_gpu_mib"] is not None else "")
+            + (f", naive x{row['naive_speedup']:.2f}" if "naive_speedup" in row else ""))
+        report["runs"].append(row)
+        write_report(out, report)
+    if ("clip", "fp32") in results and ("clip", args.precision) in results and args.precision != "fp32":
+        diff = _max_recall_diff(results[("clip", "fp32")], results[("clip", args.precision)], "clip", levels)
+        report["clip_precision_max_recall_abs_diff"] = diff
+    report["total_s"] = round(time.perf_counter() - t_main, 1)
+
+    naive_rows = [r for r in report["runs"] if "naive" in r]
+    print()
+    print(f"GPU check: {report['device']}; {len(prep.image_ids)} images x {len(levels)} levels, "
+          f"{len(prep.unique_texts)} texts; precision {args.precision}; data {report['data']['folder']}")
+    print(table(report["runs"]))
+    print(f"times in s. images/s = images x levels / embed; e2e/s over decode + geometry + text + embed + score; "
+          f"decode* ({decode_s:.1f} s) is shared by all runs.")
+    if naive_rows:
+        n = naive_rows[0]["naive"]
+        print(f"naive x: bench.compare on the first {n['studies']} studies ({n['images']} images), fp32, "
+              f"max |dRecall| naive vs optimised: "
+              + ", ".join(f"{r['model']} {r['naive']['max_recall_abs_diff']:.2g}" for r in naive_rows))
+    if "clip_precision_max_recall_abs_diff" in report:
+        print(f"clip {args.precision} vs fp32: max |dRecall@k| = {report['clip_precision_max_recall_abs_diff']:.3g}")
+    print(f"data: {report['data']['images']} JPEGs, {report['data']['bytes'] / 2**20:.0f} MiB, rendered in "
+          f"{report['data']['render_s']:.1f} s{' (reused)' if report['data']['reused'] else ''}; "
+          f"total {report['total_s']:.0f} s; report {out}")
+    write_report(out, report)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
