@@ -255,7 +255,7 @@ def test_bad_root_and_options(tmp_path, tree):
         _load(tree, on_bad_image="warn")
     with pytest.raises(ConfigError, match="policy"):
         _load(tree, policy="report")
-    with pytest.raises(DataError, match=rf"{CSV_NAME}: no study left"):
+    with pytest.raises(DataError, match=rf"{CSV_NAME}: no chexpert-plus study left"):
         _load(tree, split="valid", views="lateral", policy="findings")
 
 

@@ -8,12 +8,11 @@ import numpy as np
 import pydicom
 import pytest
 from PIL import Image
-from pydicom.dataset import Dataset as DicomDataset
-from pydicom.dataset import FileMetaDataset
-from pydicom.uid import ExplicitVRLittleEndian, SecondaryCaptureImageStorage, generate_uid
 
 from cxrbench.data.images import decode_image
 from cxrbench.errors import DataError
+
+from dicom_writer import write_dicom
 
 H, W = 32, 40
 
@@ -21,28 +20,6 @@ H, W = 32, 40
 def _ramp(lo: int, hi: int) -> np.ndarray:
     """A (H, W) ramp from lo to hi inclusive (every value distinct enough to check the mapping)."""
     return np.linspace(lo, hi, H * W).round().astype(np.int64).reshape(H, W)
-
-
-def write_dicom(path, pixels: np.ndarray, photometric: str = "MONOCHROME2", frames: int = 1, **tags) -> None:
-    """A minimal uncompressed 16-bit grayscale DICOM file (explicit VR little endian, with preamble)."""
-    meta = FileMetaDataset()
-    meta.MediaStorageSOPClassUID = SecondaryCaptureImageStorage
-    meta.MediaStorageSOPInstanceUID = generate_uid()
-    meta.TransferSyntaxUID = ExplicitVRLittleEndian
-    ds = DicomDataset()
-    ds.file_meta = meta
-    ds.SOPClassUID, ds.SOPInstanceUID = meta.MediaStorageSOPClassUID, meta.MediaStorageSOPInstanceUID
-    ds.Modality = "CR"
-    ds.Rows, ds.Columns = pixels.shape[-2:]
-    ds.SamplesPerPixel = 1
-    ds.PhotometricInterpretation = photometric
-    ds.BitsAllocated, ds.BitsStored, ds.HighBit, ds.PixelRepresentation = 16, 16, 15, 0
-    if frames > 1:
-        ds.NumberOfFrames = frames
-    for key, value in tags.items():
-        setattr(ds, key, value)
-    ds.PixelData = np.ascontiguousarray(pixels, dtype="<u2").tobytes()
-    ds.save_as(path, enforce_file_format=True)
 
 
 def _minmax(x: np.ndarray) -> np.ndarray:

@@ -16,6 +16,8 @@ from cxrbench.data.iu_phantom import SPLIT_VERSION, split_reports
 from cxrbench.data.iu_reports import image_views, load_reports, view_positions
 from cxrbench.errors import ConfigError, DataError
 
+from dicom_writer import write_dicom as write_dicom_file
+
 # CXR1: image ids "CXR1_1_IM-..." whose DICOM metadata rows read "CXR1_IM-..."; CXR3: impression only;
 # CXR4: test split; CXR37: metadata says lateral then frontal; CXR1000: three images, one without metadata.
 STUDIES = ("CXR1", "CXR3", "CXR4", "CXR37", "CXR1000")
@@ -28,21 +30,9 @@ def _png_bytes(seed: int) -> bytes:
 
 
 def write_dicom(path: Path, seed: int) -> None:
-    from pydicom.dataset import Dataset, FileMetaDataset
-    from pydicom.uid import ExplicitVRLittleEndian, SecondaryCaptureImageStorage, generate_uid
-
-    meta = FileMetaDataset()
-    meta.MediaStorageSOPClassUID, meta.MediaStorageSOPInstanceUID = SecondaryCaptureImageStorage, generate_uid()
-    meta.TransferSyntaxUID = ExplicitVRLittleEndian
-    ds = Dataset()
-    ds.file_meta = meta
-    ds.SOPClassUID, ds.SOPInstanceUID = meta.MediaStorageSOPClassUID, meta.MediaStorageSOPInstanceUID
-    ds.Modality = "CR"
-    ds.Rows, ds.Columns, ds.SamplesPerPixel, ds.PhotometricInterpretation = 32, 40, 1, "MONOCHROME1"
-    ds.BitsAllocated, ds.BitsStored, ds.HighBit, ds.PixelRepresentation = 16, 12, 11, 0
-    ds.PixelData = np.random.default_rng(seed).integers(0, 4096, (32, 40)).astype("<u2").tobytes()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    ds.save_as(path, enforce_file_format=True)
+    """A 12-bit MONOCHROME1 DICOM of seeded noise (as OpenI's DICOM release stores them)."""
+    pixels = np.random.default_rng(seed).integers(0, 4096, (32, 40))
+    write_dicom_file(path, pixels, photometric="MONOCHROME1", bits_stored=12)
 
 
 def _reports(uids=STUDIES):

@@ -17,6 +17,8 @@ from cxrbench.data import manifest
 from cxrbench.data.records import TEXT_POLICIES
 from cxrbench.errors import ConfigError, DataError
 
+from dicom_writer import write_dicom
+
 F1 = "The heart size and pulmonary vascularity appear within normal limits. The lungs are free of focal airspace disease."
 I1 = "No acute cardiopulmonary abnormality."
 F2 = "Mild cardiomegaly. Small left pleural effusion with adjacent atelectasis."
@@ -44,20 +46,7 @@ def _jpg(path: Path) -> None:
 
 
 def _dcm(path: Path) -> None:
-    from pydicom.dataset import Dataset, FileMetaDataset
-    from pydicom.uid import ExplicitVRLittleEndian, SecondaryCaptureImageStorage, generate_uid
-
-    meta = FileMetaDataset()
-    meta.MediaStorageSOPClassUID, meta.MediaStorageSOPInstanceUID = SecondaryCaptureImageStorage, generate_uid()
-    meta.TransferSyntaxUID = ExplicitVRLittleEndian
-    ds = Dataset()
-    ds.file_meta = meta
-    ds.SOPClassUID, ds.SOPInstanceUID = meta.MediaStorageSOPClassUID, meta.MediaStorageSOPInstanceUID
-    ds.Rows, ds.Columns, ds.SamplesPerPixel, ds.PhotometricInterpretation = 32, 40, 1, "MONOCHROME1"
-    ds.BitsAllocated, ds.BitsStored, ds.HighBit, ds.PixelRepresentation = 16, 12, 11, 0
-    ds.PixelData = np.arange(32 * 40, dtype="<u2").tobytes()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    ds.save_as(path, enforce_file_format=True)
+    write_dicom(path, np.arange(32 * 40).reshape(32, 40), photometric="MONOCHROME1", bits_stored=12)
 
 
 def _write_csv(path: Path, header: list[str], rows: list[list[str]]) -> Path:
@@ -347,7 +336,7 @@ def test_empty_inputs(tmp_path):
         _load(tmp_path / "empty.jsonl")
     _png(tmp_path / "a.png")
     _write_csv(tmp_path / "notext.csv", ["study_id", "image_path", "findings", "impression"], [["s", "a.png", "", I1]])
-    with pytest.raises(DataError, match=r"notext\.csv: no study left .*1 with empty text"):
+    with pytest.raises(DataError, match=r"notext\.csv: no manifest study left .*1 with empty text"):
         _load(tmp_path / "notext.csv", policy="findings")
 
 

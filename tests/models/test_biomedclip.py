@@ -9,7 +9,6 @@ README). The model is built through the registry (``load_model("biomedclip", ...
 from __future__ import annotations
 
 import json
-import os
 import shutil
 from pathlib import Path
 
@@ -21,6 +20,8 @@ from PIL import Image
 from cxrbench.errors import CheckpointError, WeightsNotAvailable
 from cxrbench.models import get_spec, load_model
 from cxrbench.models.biomedclip import HUB_ID
+
+from golden_helpers import hf_cache_entry, load_npz, row_cosines
 
 FIXTURE = Path(__file__).resolve().parents[1] / "fixtures" / "golden" / "biomedclip"
 TEXT_HUB_ID = "microsoft/BiomedNLP-BiomedBERT-base-uncased-abstract"
@@ -34,8 +35,7 @@ def build(**settings):
 
 @pytest.fixture(scope="module")
 def expected() -> dict[str, np.ndarray]:
-    with np.load(FIXTURE / "expected.npz") as data:
-        return {k: data[k] for k in data.files}
+    return load_npz(FIXTURE / "expected.npz")
 
 
 @pytest.fixture(scope="module")
@@ -62,12 +62,6 @@ def model_dir(tmp_path_factory, golden_recipes) -> Path:
 @pytest.fixture(scope="module")
 def encoder(model_dir):
     return build(checkpoint=str(model_dir), text_config=str(FIXTURE / "text_config"))
-
-
-def _row_cos(a: torch.Tensor, b: np.ndarray) -> np.ndarray:
-    a = a.numpy().astype(np.float64)
-    b = b.astype(np.float64)
-    return (a * b).sum(1) / np.linalg.norm(a, axis=1) / np.linalg.norm(b, axis=1)
 
 
 def _folder_with_weights(tmp_path: Path, model_dir: Path, state_or_bytes) -> Path:
@@ -105,14 +99,14 @@ def test_image_embeddings_match_golden(encoder, inputs, expected):
     got = encoder.encode_images(images)
     assert got.shape == (2, 512) and got.dtype == torch.float32
     assert torch.allclose(got.norm(dim=1), torch.ones(2), atol=1e-5)
-    assert _row_cos(got, expected["image_embeddings"]).min() >= MIN_COS
+    assert row_cosines(got, expected["image_embeddings"]).min() >= MIN_COS
 
 
 def test_text_embeddings_match_golden_whatever_the_batch(encoder, inputs, expected):
     _, texts = inputs
     got = encoder.encode_texts(texts)
     assert got.shape == (3, 512) and got.dtype == torch.float32
-    assert _row_cos(got, expected["text_embeddings"]).min() >= MIN_COS
+    assert row_cosines(got, expected["text_embeddings"]).min() >= MIN_COS
     one_by_one = encoder.encode_texts(texts, batch_size=1)
     assert torch.allclose(one_by_one, got, atol=1e-5)
 
@@ -135,18 +129,12 @@ def test_resolves_both_repos_from_the_hf_cache(tmp_path, model_dir, inputs, expe
         (HUB_ID, list(model_dir.iterdir())),
         (TEXT_HUB_ID, [FIXTURE / "text_config" / "config.json"]),
     ):
-        repo = tmp_path / ("models--" + repo_id.replace("/", "--"))
-        (repo / "refs").mkdir(parents=True)
-        (repo / "refs" / "main").write_text(commit)
-        snap = repo / "snapshots" / commit
-        snap.mkdir(parents=True)
-        for f in files:
-            os.symlink(f, snap / f.name)
+        hf_cache_entry(tmp_path, repo_id, files, commit)
     monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_CACHE", str(tmp_path))
     enc = build()
     images, texts = inputs
-    assert _row_cos(enc.encode_images(images[:1]), expected["image_embeddings"][:1]).min() >= MIN_COS
-    assert _row_cos(enc.encode_texts(texts), expected["text_embeddings"]).min() >= MIN_COS
+    assert row_cosines(enc.encode_images(images[:1]), expected["image_embeddings"][:1]).min() >= MIN_COS
+    assert row_cosines(enc.encode_texts(texts), expected["text_embeddings"]).min() >= MIN_COS
 
 
 # -- loud failures ---------------------------------------------------------------------------------------------

@@ -10,7 +10,6 @@ vocab). The model is built through the registry (``load_model("biovil", ...)``).
 from __future__ import annotations
 
 import json
-import os
 import shutil
 from pathlib import Path
 
@@ -22,6 +21,8 @@ from PIL import Image
 from cxrbench.errors import CheckpointError, WeightsNotAvailable
 from cxrbench.models import get_spec, load_model
 from cxrbench.models.biovil import HUB_ID, IMAGE_FILE
+
+from golden_helpers import hf_cache_entry, load_npz, row_cosines
 
 FIXTURE = Path(__file__).resolve().parents[1] / "fixtures" / "golden" / "biovil"
 TEXT_DIR = FIXTURE / "cxr_bert"
@@ -35,8 +36,7 @@ def build(**settings):
 
 @pytest.fixture(scope="module")
 def expected() -> dict[str, np.ndarray]:
-    with np.load(FIXTURE / "expected.npz") as data:
-        return {k: data[k] for k in data.files}
+    return load_npz(FIXTURE / "expected.npz")
 
 
 @pytest.fixture(scope="module")
@@ -65,12 +65,6 @@ def encoder(image_checkpoint):
     return build(checkpoint=str(image_checkpoint), text_encoder=str(TEXT_DIR))
 
 
-def _row_cos(a: torch.Tensor, b: np.ndarray) -> np.ndarray:
-    a = a.numpy().astype(np.float64)
-    b = b.astype(np.float64)
-    return (a * b).sum(1) / np.linalg.norm(a, axis=1) / np.linalg.norm(b, axis=1)
-
-
 # -- golden comparisons --------------------------------------------------------------------------------------
 def test_geometry_matches_upstream_pixels(encoder, inputs, expected):
     images, _ = inputs
@@ -94,14 +88,14 @@ def test_image_embeddings_match_golden(encoder, inputs, expected):
     got = encoder.encode_images(images)
     assert got.shape == (2, 128) and got.dtype == torch.float32
     assert torch.allclose(got.norm(dim=1), torch.ones(2), atol=1e-5)
-    assert _row_cos(got, expected["image_embeddings"]).min() >= MIN_COS
+    assert row_cosines(got, expected["image_embeddings"]).min() >= MIN_COS
 
 
 def test_text_embeddings_match_golden_whatever_the_batch(encoder, inputs, expected):
     _, texts = inputs
     got = encoder.encode_texts(texts["texts"])
     assert got.shape == (3, 128) and got.dtype == torch.float32
-    assert _row_cos(got, expected["text_embeddings"]).min() >= MIN_COS
+    assert row_cosines(got, expected["text_embeddings"]).min() >= MIN_COS
     one_by_one = encoder.encode_texts(texts["texts"], batch_size=1)
     assert torch.allclose(one_by_one, got, atol=1e-5)
 
@@ -110,8 +104,8 @@ def test_overlong_text_is_truncated_like_the_upstream_model(encoder, inputs, exp
     """Upstream's engine refuses > 512 tokens; the golden is its model on the 512 truncated ids."""
     _, texts = inputs
     got = encoder.encode_texts([texts["overlong"], texts["texts"][0]])
-    assert _row_cos(got[:1], expected["overlong_embedding"]).min() >= MIN_COS
-    assert _row_cos(got[1:], expected["text_embeddings"][:1]).min() >= MIN_COS
+    assert row_cosines(got[:1], expected["overlong_embedding"]).min() >= MIN_COS
+    assert row_cosines(got[1:], expected["text_embeddings"][:1]).min() >= MIN_COS
 
 
 def test_info(encoder, image_checkpoint):
@@ -127,18 +121,12 @@ def test_resolves_the_release_repo_from_the_hf_cache(tmp_path, image_checkpoint,
     import huggingface_hub.constants
 
     commit = "3" * 40
-    repo = tmp_path / ("models--" + HUB_ID.replace("/", "--"))
-    (repo / "refs").mkdir(parents=True)
-    (repo / "refs" / "v1.1").write_text(commit)
-    snap = repo / "snapshots" / commit
-    snap.mkdir(parents=True)
-    for f in [*TEXT_DIR.iterdir(), image_checkpoint]:
-        os.symlink(f, snap / f.name)
+    hf_cache_entry(tmp_path, HUB_ID, [*TEXT_DIR.iterdir(), image_checkpoint], commit, revision="v1.1")
     monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_CACHE", str(tmp_path))
     enc = build()
     images, texts = inputs
-    assert _row_cos(enc.encode_images(images[:1]), expected["image_embeddings"][:1]).min() >= MIN_COS
-    assert _row_cos(enc.encode_texts(texts["texts"]), expected["text_embeddings"]).min() >= MIN_COS
+    assert row_cosines(enc.encode_images(images[:1]), expected["image_embeddings"][:1]).min() >= MIN_COS
+    assert row_cosines(enc.encode_texts(texts["texts"]), expected["text_embeddings"]).min() >= MIN_COS
 
 
 # -- loud failures ---------------------------------------------------------------------------------------------

@@ -26,6 +26,8 @@ from cxrbench.errors import CheckpointError, ConfigError, WeightsNotAvailable
 from cxrbench.models import get_spec, load_model, openai_clip
 from cxrbench.models.checkpoint import load_checked, sha256_file
 
+from golden_helpers import load_npz, row_cosines
+
 FIXTURE = Path(__file__).resolve().parents[1] / "fixtures" / "golden" / "openai_clip"
 #: which recipe checkpoint each model is tested with (CXR-RePaiR and CheXzero save the same format)
 CHECKPOINT_OF = {"clip": "openai", "cxr_repair": "finetuned", "chexzero": "finetuned"}
@@ -80,8 +82,7 @@ def encoder(checkpoints):
 
 @lru_cache(maxsize=1)
 def golden() -> dict[str, np.ndarray]:
-    with np.load(FIXTURE / "expected.npz") as data:
-        return {k: data[k] for k in data.files}
+    return load_npz(FIXTURE / "expected.npz")
 
 
 @lru_cache(maxsize=1)
@@ -91,12 +92,6 @@ def inputs() -> tuple[list[Image.Image], list[str], list[str]]:
     for im in images:
         im.load()
     return images, texts["texts"], texts["token_probes"]
-
-
-def row_cosines(a: torch.Tensor | np.ndarray, b: np.ndarray) -> np.ndarray:
-    a = torch.as_tensor(np.asarray(a, dtype=np.float64))
-    b = torch.as_tensor(np.asarray(b, dtype=np.float64))
-    return torch.nn.functional.cosine_similarity(a, b, dim=-1).numpy()
 
 
 def image_key(name: str, antialias: bool) -> str:

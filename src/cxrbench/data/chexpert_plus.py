@@ -47,13 +47,13 @@ from cxrbench.data.manifest import (
     collapse,
     decode_record,
     file_fingerprint,
+    finish_studies,
     parse_views,
     read_csv,
     text_available,
     view_counts,
-    warn_skipped,
 )
-from cxrbench.data.records import Dataset, ImageRecord, Study, apply_policy, count_summary
+from cxrbench.data.records import Dataset, ImageRecord, Study, count_summary
 from cxrbench.errors import DataError
 
 NAME = "chexpert-plus"
@@ -240,11 +240,8 @@ def load(root: str | Path, split: str = "valid", policy: str = "longest", on_bad
             "ap_pa": {r.values["path_to_image"]: r.values.get("ap_pa") or None for r, _, _ in entry.rows},
         }
         built.append(Study(sid, tuple(images), entry.sections[0], entry.sections[1], meta=meta))
-    warn_skipped(NAME, missing)
-    kept, dropped = apply_policy(built, policy)
-    if not kept:
-        raise DataError(f"{csv_path}: no study left (split {split!r}, policy {policy!r}: {len(chosen)} studies, "
-                        f"{dropped} with empty text, {dropped_no_images} without images)")
+    kept, dropped = finish_studies(NAME, csv_path, built, policy, missing, split, len(chosen),
+                                   dropped_no_images)
     summary = {
         **count_summary(kept),
         "split": split,

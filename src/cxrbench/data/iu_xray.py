@@ -56,12 +56,12 @@ from cxrbench.data.manifest import (
     check_policy,
     decode_record,
     file_fingerprint,
+    finish_studies,
     parse_views,
     text_available,
     view_counts,
-    warn_skipped,
 )
-from cxrbench.data.records import Dataset, ImageRecord, Study, apply_policy, count_summary
+from cxrbench.data.records import Dataset, ImageRecord, Study, count_summary
 from cxrbench.errors import ConfigError, DataError
 
 NAME = "iu-xray"
@@ -235,11 +235,8 @@ def load(root: str | Path, split: str = "test", policy: str = "longest", on_bad_
             continue
         built.append(Study(report.uid, tuple(images), report.findings, report.impression, report.majors,
                            meta={"report": report.xml_name.rpartition(":")[2]}))
-    warn_skipped(NAME, missing)
-    kept, dropped = apply_policy(built, policy)
-    if not kept:
-        raise DataError(f"{index.root}: no iu-xray study left (split {split!r}, policy {policy!r}: {len(reports)} "
-                        f"studies selected, {dropped} with empty text, {dropped_no_images} without images)")
+    kept, dropped = finish_studies(NAME, index.root, built, policy, missing, split, len(reports),
+                                   dropped_no_images)
     summary = {
         **count_summary(kept),
         "split": split,

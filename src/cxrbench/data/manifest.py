@@ -127,12 +127,24 @@ def text_available(studies: Iterable[Study]) -> dict[str, int]:
     return {p: sum(1 for s in studies if _report_text(s, p)) for p in TEXT_POLICIES}
 
 
-def warn_skipped(dataset: str, missing: list[str]) -> None:
+def warn_skipped(dataset: str, missing: list[str], stacklevel: int = 3) -> None:
     """One warning for the images left out with on_bad_image='skip' (the summary counts them)."""
     if missing:
         shown = "; ".join(missing[:5]) + (f"; ... ({len(missing) - 5} more)" if len(missing) > 5 else "")
         warnings.warn(f"{dataset}: skipped {len(missing)} missing image file(s) (on_bad_image='skip'): {shown}",
-                      stacklevel=3)
+                      stacklevel=stacklevel)
+
+
+def finish_studies(dataset: str, source: object, built: list[Study], policy: str, missing: list[str],
+                   split: str | None, selected: int, dropped_no_images: int) -> tuple[list[Study], int]:
+    """The last step the file-backed loaders share: warn once about skipped images, apply the text policy, and
+    refuse an empty result with every count that explains it. Returns (kept studies, dropped for empty text)."""
+    warn_skipped(dataset, missing, stacklevel=4)
+    kept, dropped = apply_policy(built, policy)
+    if not kept:
+        raise DataError(f"{source}: no {dataset} study left (split {split!r}, policy {policy!r}: {selected} studies "
+                        f"selected, {dropped} with empty text, {dropped_no_images} without images)")
+    return kept, dropped
 
 
 @dataclass(frozen=True)
@@ -448,11 +460,7 @@ def load(root: str | Path, split: str | None = None, policy: str = "longest", on
         built.append(Study(sid, tuple(images), findings, impression,
                            meta={"lines": [r.line for r, *_ in entry.images], "text_source": source,
                                  "split": entry.split}))
-    warn_skipped(NAME, missing)
-    kept, dropped = apply_policy(built, policy)
-    if not kept:
-        raise DataError(f"{path}: no study left (split {split!r}, policy {policy!r}: {len(chosen)} studies, "
-                        f"{dropped} with empty text, {dropped_no_images} without images)")
+    kept, dropped = finish_studies(NAME, path, built, policy, missing, split, len(chosen), dropped_no_images)
     summary = {
         **count_summary(kept),
         "split": split or "all",

@@ -51,6 +51,7 @@ from cxrbench.models import sources
 from cxrbench.models.base import Encoder, ModelInfo, l2_normalise
 from cxrbench.models.checkpoint import build_without_random_init, load_checked, load_state_file, sha256_file
 from cxrbench.models.hf_compat import DERIVED_BUFFERS
+from cxrbench.models.hub import cached_file, split_setting
 from cxrbench.models.registry import ModelSpec
 
 ADAPTER = "biomedclip"
@@ -78,24 +79,10 @@ def _env(key: str) -> str:
 
 
 # -- locating the files ------------------------------------------------------------------------------------------
-def _strip_schema(value: str) -> tuple[str, bool]:
-    """('path or id', is_hub_id) for 'local-dir:PATH', 'hf-hub:ID', a path, or a bare hub id."""
-    value = str(value).strip()
-    if value.startswith("local-dir:"):
-        return value[len("local-dir:"):], False
-    if value.startswith("hf-hub:"):
-        return value[len("hf-hub:"):], True
-    path = Path(value).expanduser()
-    looks_like_id = value.count("/") == 1 and not value.startswith((".", "/", "~"))
-    return (value, True) if looks_like_id and not path.exists() else (str(path), False)
-
-
 def _hub_snapshot(repo_id: str, filename: str) -> Path | None:
     """The local Hugging Face cache folder holding ``filename`` of ``repo_id``, or None (never downloads)."""
-    from huggingface_hub import try_to_load_from_cache
-
-    found = try_to_load_from_cache(repo_id, filename)
-    return Path(found).parent if isinstance(found, str) else None
+    found = cached_file(repo_id, filename)
+    return None if found is None else found.parent
 
 
 def _model_folder(setting: str | None) -> Path:
@@ -108,7 +95,7 @@ def _model_folder(setting: str | None) -> Path:
                 f"Set {_env('checkpoint')} (or checkpoint= / models.yaml) to the BiomedCLIP folder. {HOW_TO_GET}"
             )
         return folder
-    value, is_hub = _strip_schema(setting)
+    value, is_hub = split_setting(setting)
     if is_hub:
         folder = _hub_snapshot(value, CONFIG_FILE)
         if folder is None:
@@ -127,7 +114,7 @@ def _model_folder(setting: str | None) -> Path:
 
 def _weights_file(setting: str | None, folder: Path) -> Path:
     if setting is not None:
-        value, is_hub = _strip_schema(setting)
+        value, is_hub = split_setting(setting)
         if not is_hub and Path(value).is_file():
             return Path(value)
     for name in WEIGHT_FILES:
@@ -260,7 +247,7 @@ class BiomedClipModel(nn.Module):
 def _text_config(setting: str | None, arch: Architecture):
     from transformers import AutoConfig
 
-    source = _strip_schema(setting)[0] if setting else arch.hf_name
+    source = split_setting(setting)[0] if setting else arch.hf_name
     try:
         config = AutoConfig.from_pretrained(source, local_files_only=True)
     except (OSError, ValueError) as exc:
@@ -278,7 +265,7 @@ def _tokenizer(setting: str | None, folder: Path, arch: Architecture):
     from transformers import AutoTokenizer
 
     if setting:
-        source = _strip_schema(setting)[0]
+        source = split_setting(setting)[0]
     elif any((folder / name).is_file() for name in TOKENIZER_FILES):
         source = str(folder)  # open_clip's local-dir behaviour: the tokenizer lives in the model folder
     else:

@@ -45,6 +45,7 @@ from cxrbench.models import sources
 from cxrbench.models.base import Encoder, ModelInfo, l2_normalise
 from cxrbench.models.checkpoint import build_without_random_init, load_checked, load_state_file, sha256_file
 from cxrbench.models.hf_compat import DERIVED_BUFFERS
+from cxrbench.models.hub import cached_file, split_setting
 from cxrbench.models.registry import ModelSpec
 
 ADAPTER = "biovil"
@@ -66,23 +67,13 @@ def _env(key: str) -> str:
 # -- locating the files ------------------------------------------------------------------------------------------
 def _hub_file(repo_id: str, filename: str) -> Path | None:
     """A file of ``repo_id`` in the local Hugging Face cache (revision v1.1, else main), or None."""
-    from huggingface_hub import try_to_load_from_cache
-
-    for revision in HUB_REVISIONS:
-        found = try_to_load_from_cache(repo_id, filename, revision=revision)
-        if isinstance(found, str):
-            return Path(found)
-    return None
+    return cached_file(repo_id, filename, HUB_REVISIONS)
 
 
 def _hub_id(value: str) -> str | None:
     """The hub id named by 'hf-hub:ID' or a bare 'org/name' that is not an existing path."""
-    value = value.strip()
-    if value.startswith("hf-hub:"):
-        return value[len("hf-hub:"):]
-    if value.count("/") == 1 and not value.startswith((".", "/", "~")) and not Path(value).exists():
-        return value
-    return None
+    value, is_hub = split_setting(value)
+    return value if is_hub else None
 
 
 def _image_checkpoint(setting: str | None) -> Path:

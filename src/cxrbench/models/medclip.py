@@ -67,6 +67,7 @@ from cxrbench.models import sources
 from cxrbench.models.base import Encoder, ModelInfo, l2_normalise
 from cxrbench.models.checkpoint import load_checked, load_state_file, sha256_file
 from cxrbench.models.hf_compat import DERIVED_BUFFERS, translate_state_dict
+from cxrbench.models.hub import split_setting
 
 WEIGHTS_NAME = sources.MEDCLIP_WEIGHTS_NAME
 BERT_ID = sources.BIO_CLINICALBERT_ID
@@ -362,11 +363,10 @@ def resolve_checkpoint(spec, kind: str, checkpoint: str | Path | None) -> Path:
 
 def resolve_bert_folder(spec, tokenizer: str | Path | None) -> Path:
     """The Bio_ClinicalBERT folder: a local directory, or an HF id found in the local HF cache (offline)."""
-    value = str(tokenizer or BERT_ID)
-    path = Path(value).expanduser()
-    if path.is_dir():
-        return path
-    if path.exists() or value.startswith((".", "/", "~")) or value.count("/") != 1:
+    value, is_hub = split_setting(tokenizer or BERT_ID)
+    if not is_hub:
+        if Path(value).is_dir():
+            return Path(value)
         raise ConfigError(f"{spec.name}: tokenizer setting {value!r} is neither a folder nor a Hugging Face id.")
     from huggingface_hub import snapshot_download
 
