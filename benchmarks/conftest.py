@@ -10,7 +10,7 @@ from cxrbench import thresholds
 from cxrbench.corruptions import parse_levels
 from cxrbench.errors import ConfigError
 from cxrbench.models import available, canonical_name, get_spec
-from cxrbench.runner import Prepared, SweepConfig, SweepResult, run_sweep
+from cxrbench.runner import Prepared, SweepConfig, SweepResult, prepare, run_sweep
 
 
 @dataclass(frozen=True)
@@ -62,15 +62,7 @@ class Sweeps:
     def prepared(self, cfg: SweepConfig) -> Prepared:
         """The dataset, its decoded images and geometry tensors: shared by every model of the session."""
         if self._prepared is None:
-            from cxrbench.data import load_dataset
-
-            dataset = load_dataset(cfg.dataset, split=cfg.split, policy=cfg.policy, progress=False,
-                                   **cfg.dataset_options)
-            if cfg.max_studies is not None:  # run_sweep applies it only when it builds Prepared itself
-                if cfg.max_studies < 1:
-                    raise ConfigError(f"--max-studies {cfg.max_studies}: give a positive whole number")
-                dataset = dataset.subset(cfg.max_studies)
-            self._prepared = Prepared(dataset)
+            self._prepared = prepare(cfg, progress=False)
         return self._prepared
 
     def result(self, model: str) -> SweepResult:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from cxrbench.data.iu_reports import image_views, load_reports, parse_report_xml
-from cxrbench.data.records import ImageRecord, Study, apply_policy, count_summary, report_text
+from cxrbench.data.records import Dataset, ImageRecord, Study, apply_policy, count_summary, report_text
 from cxrbench.errors import ConfigError, DataError
 
 
@@ -44,6 +44,21 @@ def test_unknown_policy_is_an_error_listing_choices():
 def test_count_summary():
     s = count_summary([study("a", n_images=2), study("b", n_images=1), study("c", n_images=2)])
     assert s == {"studies": 3, "images": 5, "images_per_study": {"1": 1, "2": 2}}
+
+
+
+def test_subset_keeps_the_first_studies_and_says_so():
+    ds = Dataset("d", "test", "longest", [study("a", n_images=2), study("b"), study("c")], {"studies": 3})
+    sub = ds.subset(2)
+    assert [s.findings for s in sub.studies] == ["a", "b"] and len(sub.images) == 3
+    assert sub.split == sub.summary["split"] == "test[:2]"  # so thresholds stored for the whole split never gate it
+    assert sub.summary["subset_of_studies"] == 3 and sub.summary["studies"] == 2
+
+
+@pytest.mark.parametrize("bad", [0, -1, 2.5, True, None])
+def test_subset_refuses_a_count_that_is_not_positive(bad):
+    with pytest.raises(ConfigError, match=rf"max_studies={bad!r}: give a positive whole number"):
+        Dataset("d", "test", "longest", [study("a")]).subset(bad)
 
 
 XML = b"""<?xml version="1.0"?><eCitation><uId id="CXR42"/><MedlineCitation><Article><Abstract>

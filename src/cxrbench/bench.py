@@ -93,7 +93,7 @@ def compare(model: str = "reference", dataset: str = "iu-phantom", levels: Seque
     measurements: the process's peak resident memory is reported)."""
     dev = resolve_device(device)
     ds = load_dataset(dataset, progress=progress, **(dataset_options or {}))
-    if max_studies:
+    if max_studies is not None:
         ds = ds.subset(max_studies)
     ds = tile_dataset(ds, tile)
     enc = encoder or load_model(model, checkpoint=checkpoint, device=str(dev))

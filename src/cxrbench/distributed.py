@@ -79,8 +79,3 @@ def gather_chunks(local: dict[int, dict[float, torch.Tensor]], n_chunks: int) ->
     if missing:
         raise RuntimeError(f"distributed gather lost chunks {sorted(missing)[:10]}")
     return merged
-
-
-def barrier() -> None:
-    if world()[1] > 1:
-        torch.distributed.barrier()

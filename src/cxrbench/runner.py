@@ -322,6 +322,16 @@ def _cache_file(parts: dict) -> Path:
     return cache_root() / "embeddings" / f"{stable_hash(parts, length=24)}.pt"
 
 
+def prepare(cfg: SweepConfig, progress: bool = True, dataset: Dataset | None = None) -> Prepared:
+    """The configured dataset (or ``dataset``), cut to ``cfg.max_studies`` if set, prepared for the sweep."""
+    if dataset is None:
+        dataset = load_dataset(cfg.dataset, split=cfg.split, policy=cfg.policy, progress=progress,
+                               **cfg.dataset_options)
+    if cfg.max_studies is not None:
+        dataset = dataset.subset(cfg.max_studies)
+    return Prepared(dataset, progress=progress, use_cache=cfg.use_cache)
+
+
 def run_sweep(cfg: SweepConfig, progress: bool = True, dataset: Dataset | None = None,
               encoders: dict[str, Encoder] | None = None, prepared: Prepared | None = None) -> SweepResult:
     """Run the sweep described by ``cfg``.
@@ -338,12 +348,7 @@ def run_sweep(cfg: SweepConfig, progress: bool = True, dataset: Dataset | None =
     if size > 1 and cfg.use_cache:
         cfg = replace(cfg, use_cache=False)  # ranks could disagree on what is cached
     if prepared is None:
-        if dataset is None:
-            dataset = load_dataset(cfg.dataset, split=cfg.split, policy=cfg.policy, progress=progress,
-                                   **cfg.dataset_options)
-        if cfg.max_studies:
-            dataset = dataset.subset(cfg.max_studies)
-        prepared = Prepared(dataset, progress=progress, use_cache=cfg.use_cache)
+        prepared = prepare(cfg, progress, dataset)
     prep, dataset = prepared, prepared.dataset
     t_data = time.perf_counter()
     result = SweepResult(config=cfg, dataset={"name": dataset.name, "split": dataset.split,

@@ -119,12 +119,15 @@ class Dataset:
 
     def subset(self, n_studies: int) -> Dataset:
         """The first ``n_studies`` studies (for smoke runs); the summary says it is a subset."""
+        if isinstance(n_studies, bool) or not isinstance(n_studies, int) or n_studies < 1:
+            raise ConfigError(f"max_studies={n_studies!r}: give a positive whole number of studies")
         sub = self.studies[:n_studies]
-        summary = dict(self.summary, subset_of_studies=len(self.studies))
-        summary.update(count_summary(sub))
         # the split label says it is a subset, so thresholds stored for the whole split never apply to it
-        return Dataset(self.name, f"{self.split}[:{n_studies}]", self.policy, sub, summary, self.image_loader,
-                       dict(self.provenance), self.on_bad_image)
+        split = f"{self.split}[:{n_studies}]"
+        summary = dict(self.summary, split=split, subset_of_studies=len(self.studies))
+        summary.update(count_summary(sub))
+        return Dataset(self.name, split, self.policy, sub, summary, self.image_loader, dict(self.provenance),
+                       self.on_bad_image)
 
 
 def count_summary(studies: Sequence[Study]) -> dict:
