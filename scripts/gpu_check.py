@@ -87,14 +87,10 @@ def parse_size(text: str) -> tuple[int, int]:
 
 def atomic_write(path: Path, write) -> None:
     """``write(tmp_path)`` then rename into place (a crash never leaves a half-written file at ``path``)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    try:
+    from cxrbench.cache import atomic_path
+
+    with atomic_path(path) as tmp:
         write(tmp)
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
 
 
 def load_recipes() -> ModuleType:
@@ -349,7 +345,7 @@ def write_cxr_clip(path: Path, recipes: ModuleType) -> dict:
     config["model"]["projection_head"]["proj_dim"] = 512  # the releases' projection (the fixture shrank it)
     swin_cfg, bert_cfg = _swin_bert(SWIN_TINY_CONFIG)
     arch = Architecture(image_encoder="swin", image_encoder_name=config["model"]["image_encoder"]["name"],
-                        text_encoder_name=BERT_ID, tokenizer_name=BERT_ID, pooling="eos", projection="linear",
+                        text_encoder_name=BERT_ID, pooling="eos", projection="linear",
                         proj_dim=512, temperature=0.07)
     model_state = CxrClipModel(arch, SwinTower(swin_cfg), TextTower(bert_cfg)).state_dict()
     pairs = _to_transformers4(model_state, "image_encoder.", "text_encoder.text_encoder.",

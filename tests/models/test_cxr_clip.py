@@ -117,9 +117,11 @@ def test_stored_config_lists_come_back_as_plain_lists():
 
 # -- interface properties ------------------------------------------------------------------------------------
 def test_geometry_and_intensity_split(swin_encoder, r50_encoder, images):
+    assert swin_encoder.geometry_key == r50_encoder.geometry_key  # the runner computes it once for both
     for im in images:
         px = swin_encoder.geometry(im)
         assert px.dtype == torch.uint8 and tuple(px.shape) == (3, 224, 224)
+        assert torch.equal(px, r50_encoder.geometry(im))
     white = torch.full((1, 3, 224, 224), 255.0)
     assert torch.allclose(swin_encoder.intensity(white), torch.ones(1, 3, 224, 224))
     imagenet_white = (1 - torch.tensor([0.485, 0.456, 0.406])) / torch.tensor([0.229, 0.224, 0.225])

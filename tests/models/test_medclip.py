@@ -84,6 +84,14 @@ def test_geometry_equals_upstream_pixels_exactly(encoder):
                                    atol=1e-5)
 
 
+def test_both_variants_share_one_geometry():
+    """Equal geometry keys let the runner decode and resize once for medclip and medclip_resnet."""
+    vit, resnet = (_build(n, checkpoint=FIX / VARIANTS[n] / "pytorch_model.bin") for n in VARIANTS)
+    assert vit.geometry_key == resnet.geometry_key
+    for im in _images():
+        assert torch.equal(vit.geometry(im), resnet.geometry(im))
+
+
 def test_small_image_is_padded_not_enlarged():
     """Upstream pads to max(224, w, h): an image smaller than 224 keeps its pixels, centred (floor offsets)."""
     rng = np.random.default_rng(0)

@@ -143,6 +143,16 @@ def test_cxr_geometry_is_the_upstream_320_canvas(encoder, name):
     assert bool(golden()["chexzero/same_pixels_as_cxr_repair"])  # upstream runs agreed pixel for pixel
 
 
+def test_geometry_keys_are_shared_exactly_where_the_geometry_is(encoder):
+    """The runner computes geometry once per key: equal keys must mean equal pixels, and only then."""
+    images, _, _ = inputs()
+    repair, chexzero, clip = encoder("cxr_repair"), encoder("chexzero"), encoder("clip")
+    assert repair.geometry_key == chexzero.geometry_key == encoder("cxr_repair", True).geometry_key
+    assert clip.geometry_key != repair.geometry_key
+    for im in images:
+        assert torch.equal(repair.geometry(im), chexzero.geometry(im))
+
+
 @pytest.mark.parametrize("antialias", [False, True])
 def test_cxr_intensity_normalises_then_resizes_like_upstream(encoder, antialias):
     canvas = torch.from_numpy(golden()["cxr_repair/canvas"]).unsqueeze(1).float()

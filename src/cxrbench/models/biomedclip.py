@@ -52,7 +52,7 @@ from cxrbench.models.base import Encoder, ModelInfo, l2_normalise
 from cxrbench.models.checkpoint import build_without_random_init, load_checked, load_state_file, sha256_file
 from cxrbench.models.hf_compat import DERIVED_BUFFERS
 from cxrbench.models.hub import cached_file, split_setting
-from cxrbench.models.registry import ModelSpec
+from cxrbench.models.registry import ModelSpec, env_var
 
 ADAPTER = "biomedclip"
 HUB_ID = sources.BIOMEDCLIP_HUB_ID
@@ -75,7 +75,7 @@ HOW_TO_GET = sources.HOW_TO_GET["biomedclip"]
 
 
 def _env(key: str) -> str:
-    return f"CXRBENCH_{ADAPTER.upper()}_{key.upper()}"
+    return env_var(ADAPTER, key)
 
 
 # -- locating the files ------------------------------------------------------------------------------------------

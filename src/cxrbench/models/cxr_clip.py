@@ -61,8 +61,9 @@ from torchvision.transforms import InterpolationMode
 from cxrbench.errors import CheckpointError, ConfigError, WeightsNotAvailable
 from cxrbench.models import sources
 from cxrbench.models.base import Encoder, ModelInfo, l2_normalise
-from cxrbench.models.checkpoint import load_checked, load_state_file, sha256_file
+from cxrbench.models.checkpoint import build_without_random_init, load_checked, load_state_file, sha256_file
 from cxrbench.models.hf_compat import DERIVED_BUFFERS, translate_state_dict
+from cxrbench.models.registry import env_var
 
 FAMILY = "cxr_clip"
 IMAGE_SIZE = 224  # evaluation transform: Resize(224) + CenterCrop(224) (configs/transform/default.yaml)
@@ -170,7 +171,6 @@ class Architecture:
     image_encoder: str  # "swin" | "resnet"
     image_encoder_name: str  # HF id for Swin, "resnet" for ResNet-50
     text_encoder_name: str
-    tokenizer_name: str
     pooling: str  # "eos" | "bos" | "mean"
     projection: str | None  # "linear" | "mlp" | None
     proj_dim: int | None
@@ -218,12 +218,10 @@ def parse_architecture(config: Mapping, *, adapter: str, source: str | Path) -> 
         projection, proj_dim = str(head.get("name", "")).lower(), int(head["proj_dim"])
         if projection not in ("linear", "mlp"):
             raise CheckpointError(f"{adapter}: {source}: unsupported projection head {projection!r}.")
-    tokenizer = config.get("tokenizer") or {}
     base = config.get("base") or {}
     return Architecture(
         image_encoder=kind, image_encoder_name=str(image_cfg.get("name")),
         text_encoder_name=str(text_cfg.get("name")),
-        tokenizer_name=str(tokenizer.get("pretrained_model_name_or_path", text_cfg.get("name"))),
         pooling=pooling, projection=projection, proj_dim=proj_dim,
         temperature=model.get("temperature") or None,
         text_max_length=int(base.get("text_max_length", DEFAULT_TEXT_MAX_LENGTH)),
@@ -289,7 +287,7 @@ class ResNet50Tower(nn.Module):
 
     def __init__(self) -> None:
         super().__init__()
-        self.resnet = torchvision.models.resnet50(weights=None)
+        self.resnet = build_without_random_init(lambda: torchvision.models.resnet50(weights=None))  # ckpt fills it
         del self.resnet.fc
         self.out_dim = 2048
 
@@ -388,6 +386,11 @@ class CxrClipEncoder(Encoder):
         self._mean = torch.tensor(mean, device=self.device).view(1, 3, 1, 1)
         self._std = torch.tensor(std, device=self.device).view(1, 3, 1, 1)
 
+    @property
+    def geometry_key(self) -> str:
+        """Swin and ResNet-50 share the geometry; only intensity() differs (mean/std)."""
+        return f"rgb-then-short{IMAGE_SIZE}-tv-bilinear-centrecrop"
+
     def geometry(self, image: Image.Image) -> torch.Tensor:
         """convert('RGB'), Resize(224) on the shorter side (PIL bilinear), CenterCrop(224): uint8 (3, 224, 224)."""
         image = image.convert("RGB")
@@ -423,10 +426,6 @@ class CxrClipEncoder(Encoder):
 
 
 # -- building ------------------------------------------------------------------------------------------------
-def _env(spec, key: str) -> str:
-    return f"CXRBENCH_{spec.name.upper()}_{key.upper()}"
-
-
 def _text_side(source: str, spec):
     """BERT config and tokenizer from a local folder or an HF id (offline); missing -> WeightsNotAvailable."""
     from transformers import BertConfig, BertTokenizer
@@ -437,7 +436,7 @@ def _text_side(source: str, spec):
     except (OSError, ValueError) as exc:
         raise WeightsNotAvailable(
             f"{spec.name}: the text encoder files for {source!r} are not available offline ({exc}). Set "
-            f"{_env(spec, 'text_encoder')} (or text_encoder= / models.yaml) to {TEXT_ENCODER_HELP}."
+            f"{env_var(spec.name, 'text_encoder')} (or text_encoder= / models.yaml) to {TEXT_ENCODER_HELP}."
         ) from exc
     if getattr(bert_config, "model_type", "bert") != "bert":
         raise ConfigError(f"{spec.name}: {source} is a {bert_config.model_type!r} config, not BERT.")
@@ -471,7 +470,7 @@ def build(spec, device: str = "cpu", checkpoint: str | Path | None = None,
     adapter = spec.name
     if not checkpoint:
         raise WeightsNotAvailable(
-            f"{adapter}: no checkpoint configured. Set {_env(spec, 'checkpoint')} (or checkpoint= / "
+            f"{adapter}: no checkpoint configured. Set {env_var(spec.name, 'checkpoint')} (or checkpoint= / "
             f"models.yaml) to the released .tar. Weights: {spec.how_to_get or RELEASES}."
         )
     path = Path(checkpoint).expanduser()

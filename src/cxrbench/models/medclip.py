@@ -65,9 +65,10 @@ from torch import nn
 from cxrbench.errors import CheckpointError, ConfigError, WeightsNotAvailable
 from cxrbench.models import sources
 from cxrbench.models.base import Encoder, ModelInfo, l2_normalise
-from cxrbench.models.checkpoint import load_checked, load_state_file, sha256_file
+from cxrbench.models.checkpoint import build_without_random_init, load_checked, load_state_file, sha256_file
 from cxrbench.models.hf_compat import DERIVED_BUFFERS, translate_state_dict
 from cxrbench.models.hub import split_setting
+from cxrbench.models.registry import env_var
 
 WEIGHTS_NAME = sources.MEDCLIP_WEIGHTS_NAME
 BERT_ID = sources.BIO_CLINICALBERT_ID
@@ -281,7 +282,8 @@ class ResNetTower(nn.Module):
         block = Bottleneck
         if layout["expansion"] != Bottleneck.expansion:
             block = type(f"Bottleneck{layout['expansion']}", (Bottleneck,), {"expansion": layout["expansion"]})
-        self.model = ResNet(block, layout["layers"], width_per_group=layout["width_per_group"])
+        self.model = build_without_random_init(  # the checkpoint fills every tensor (loud key check)
+            lambda: ResNet(block, layout["layers"], width_per_group=layout["width_per_group"]))
         self.model.fc = _projection(state, VISION_PREFIX + "fc", self.model.fc.in_features)
 
     def forward(self, pixel_values: torch.Tensor) -> torch.Tensor:
@@ -308,6 +310,11 @@ class MedCLIPEncoder(Encoder):
         self.tokenizer = tokenizer
         self.info = info
         self.device = device
+
+    @property
+    def geometry_key(self) -> str:
+        """Both MedCLIP variants share one image pipeline."""
+        return f"gray-padsquare-bicubic{IMAGE_SIZE}"
 
     def geometry(self, image: Image.Image) -> torch.Tensor:
         return medclip_geometry(image)
@@ -353,7 +360,7 @@ def _how_to_get(spec, kind: str) -> str:
 def resolve_checkpoint(spec, kind: str, checkpoint: str | Path | None) -> Path:
     if not checkpoint:
         raise WeightsNotAvailable(
-            f"{spec.name}: no checkpoint configured. Set CXRBENCH_{spec.name.upper()}_CHECKPOINT (or pass "
+            f"{spec.name}: no checkpoint configured. Set {env_var(spec.name, 'checkpoint')} (or pass "
             f"checkpoint=..., or add it to models.yaml) to the released {WEIGHTS_NAME} or the folder holding "
             f"it: {_how_to_get(spec, kind)}."
         )
@@ -375,7 +382,7 @@ def resolve_bert_folder(spec, tokenizer: str | Path | None) -> Path:
     except (OSError, ValueError) as exc:  # LocalEntryNotFoundError (not cached), HFValidationError
         raise WeightsNotAvailable(
             f"{spec.name}: the text tokenizer {value!r} is not in the local Hugging Face cache. Set "
-            f"CXRBENCH_{spec.name.upper()}_TOKENIZER (or tokenizer=...) to a folder holding its vocab.txt "
+            f"{env_var(spec.name, 'tokenizer')} (or tokenizer=...) to a folder holding its vocab.txt "
             f"(and config.json), or cache {BERT_ID} (vocab.txt, config.json) on a machine with internet."
         ) from exc
 

@@ -58,6 +58,7 @@ from cxrbench.errors import CheckpointError, ConfigError, WeightsNotAvailable
 from cxrbench.models import sources
 from cxrbench.models.base import Encoder, ModelInfo, l2_normalise
 from cxrbench.models.checkpoint import load_checked, load_state_file, sha256_file
+from cxrbench.models.registry import env_var
 
 # ----------------------------------------------------------------------------------------------------------
 # Constants
@@ -428,8 +429,17 @@ class OpenAIClipEncoder(Encoder):
         self.truncate = truncate
         self.device = torch.device(device)
         self.model.to(self.device).eval()
+        self._mean = torch.tensor(CLIP_MEAN, device=self.device).view(1, 3, 1, 1)
+        self._std = torch.tensor(CLIP_STD, device=self.device).view(1, 3, 1, 1)
 
     # -- image path --------------------------------------------------------------------------
+    @property
+    def geometry_key(self) -> str:
+        """cxr_repair and chexzero share the 320 canvas; the antialias option acts later, in intensity()."""
+        if self.preprocessing == "openai":
+            return f"rgb-short{self.arch.image_size}-pil-bicubic-centrecrop"
+        return f"gray-canvas{CXR_CANVAS}-lanczos"
+
     def geometry(self, image: Image.Image) -> torch.Tensor:
         if self.preprocessing == "openai":
             return openai_geometry(image, self.arch.image_size)
@@ -438,9 +448,7 @@ class OpenAIClipEncoder(Encoder):
     def intensity(self, pixels: torch.Tensor) -> torch.Tensor:
         pixels = pixels.float()
         if self.preprocessing == "openai":
-            mean = torch.tensor(CLIP_MEAN, device=pixels.device).view(1, 3, 1, 1)
-            std = torch.tensor(CLIP_STD, device=pixels.device).view(1, 3, 1, 1)
-            return (pixels / 255.0 - mean) / std
+            return (pixels / 255.0 - self._mean.to(pixels.device)) / self._std.to(pixels.device)
         x = (pixels - CXR_MEAN) / CXR_STD
         if x.shape[1] == 1:
             x = x.expand(-1, 3, -1, -1)
@@ -499,7 +507,7 @@ def build(spec, device: str = "cpu", checkpoint: str | Path | None = None, **set
     if checkpoint is None:
         how = spec.how_to_get or sources.HOW_TO_GET.get(spec.name, "the released checkpoint")
         raise WeightsNotAvailable(
-            f"{spec.name}: no checkpoint configured. Set CXRBENCH_{spec.name.upper()}_CHECKPOINT (or pass "
+            f"{spec.name}: no checkpoint configured. Set {env_var(spec.name, 'checkpoint')} (or pass "
             f"checkpoint=..., or add '{spec.name}: {{checkpoint: ...}}' to models.yaml). Weights: {how}.")
     path = Path(checkpoint).expanduser()
     state = load_clip_state(path, adapter=spec.name)

@@ -91,6 +91,11 @@ def _yaml_settings(config: str | Path | None, name: str) -> tuple[dict, Path | N
     return entry, path.parent
 
 
+def env_var(model: str, key: str) -> str:
+    """The environment variable that sets ``key`` of ``model``: ``CXRBENCH_<NAME>_<KEY>``."""
+    return f"CXRBENCH_{model.upper()}_{key.upper()}"
+
+
 def resolve_paths(spec: ModelSpec, config: str | Path | None = None, **given) -> dict:
     """Settings for ``spec`` from arguments, environment, models.yaml (in that order)."""
     yaml_entry, yaml_dir = _yaml_settings(config, spec.name)
@@ -99,7 +104,7 @@ def resolve_paths(spec: ModelSpec, config: str | Path | None = None, **given) ->
         raise ConfigError(f"model {spec.name!r} takes settings {list(spec.keys)}, not {sorted(unknown)}")
     out = {}
     for key in spec.keys:
-        env = f"CXRBENCH_{spec.name.upper()}_{key.upper()}"
+        env = env_var(spec.name, key)
         if given.get(key) is not None:
             out[key] = given[key]
         elif os.environ.get(env):
