@@ -49,7 +49,13 @@ from PIL import Image
 from cxrbench.errors import CheckpointError, ConfigError, WeightsNotAvailable
 from cxrbench.models import sources
 from cxrbench.models.base import Encoder, ModelInfo, l2_normalise
-from cxrbench.models.checkpoint import build_without_random_init, load_checked, load_state_file, sha256_file
+from cxrbench.models.checkpoint import (
+    build_without_random_init,
+    load_checked,
+    load_state_file,
+    sha256_file,
+    unwrap_state_dict,
+)
 from cxrbench.models.hf_compat import DERIVED_BUFFERS
 from cxrbench.models.hub import cached_file, split_setting
 from cxrbench.models.registry import ModelSpec, env_var
@@ -288,17 +294,6 @@ def clean_text(text: str) -> str:
 
 
 # -- the checkpoint ----------------------------------------------------------------------------------------------
-def _state_dict(path: Path) -> dict[str, torch.Tensor]:
-    state = load_state_file(path, adapter=ADAPTER)
-    if isinstance(state, dict) and isinstance(state.get("state_dict"), dict):
-        state = state["state_dict"]  # open_clip training checkpoints
-    if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
-        raise CheckpointError(f"{ADAPTER}: {path} is not a state dict of tensors.")
-    if state and all(k.startswith("module.") for k in state):
-        state = {k[len("module."):]: v for k, v in state.items()}
-    return state
-
-
 class BiomedClip(Encoder):
     """BiomedCLIP image/text encoder (ViT-B/16 + PubMedBERT, 512-d)."""
 
@@ -313,7 +308,8 @@ class BiomedClip(Encoder):
         bert_config, text_source = _text_config(text_config, arch)
         self.tokenizer, tokenizer_source = _tokenizer(tokenizer, folder, arch)
         self.context_length = arch.context_length
-        state = _state_dict(weights)
+        state = unwrap_state_dict(load_state_file(weights, adapter=ADAPTER), adapter=ADAPTER,
+                                  source=weights)
         self.model = BiomedClipModel(arch, bert_config)
         load_checked(self.model, state, adapter=ADAPTER, source=weights, allow_unexpected=DERIVED_BUFFERS)
         self.model.to(self.device).eval()

@@ -181,3 +181,20 @@ def build_without_random_init(factory) -> torch.nn.Module:
     if any(name not in persistent for name, _ in module.named_buffers()):
         return factory()
     return module.to_empty(device="cpu")
+
+
+def unwrap_state_dict(obj: object, *, adapter: str, source: str | Path) -> dict[str, torch.Tensor]:
+    """A plain ``{key: tensor}`` dict from a state dict, or an open_clip ``{"state_dict": ...}`` wrapper,
+    without a DataParallel ``module.`` prefix."""
+    if isinstance(obj, Mapping) and "state_dict" in obj and isinstance(obj["state_dict"], Mapping):
+        obj = obj["state_dict"]
+    if not isinstance(obj, Mapping) or not obj:
+        raise CheckpointError(f"{adapter}: {source} does not hold a state dict (found {type(obj).__name__}).")
+    bad = [str(k) for k, v in obj.items() if not isinstance(k, str) or not isinstance(v, torch.Tensor)]
+    if bad:
+        raise CheckpointError(f"{adapter}: {source} is not a state dict of tensors; non-tensor entries: "
+                              f"{', '.join(bad[:10])}")
+    state = dict(obj)
+    if all(k.startswith("module.") for k in state):
+        state = {k[len("module."):]: v for k, v in state.items()}
+    return state

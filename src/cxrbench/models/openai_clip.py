@@ -57,7 +57,7 @@ from PIL import Image
 from cxrbench.errors import CheckpointError, ConfigError, WeightsNotAvailable
 from cxrbench.models import sources
 from cxrbench.models.base import Encoder, ModelInfo, l2_normalise
-from cxrbench.models.checkpoint import load_checked, load_state_file, sha256_file
+from cxrbench.models.checkpoint import load_checked, load_state_file, sha256_file, unwrap_state_dict
 from cxrbench.models.registry import env_var
 
 # ----------------------------------------------------------------------------------------------------------
@@ -276,28 +276,11 @@ def read_torchscript_tensors(path: str | Path, *, adapter: str) -> dict[str, tor
     return state
 
 
-def _unwrap_state_dict(obj: object, *, adapter: str, source: str | Path) -> dict[str, torch.Tensor]:
-    """A plain ``{key: tensor}`` dict from a state dict, or an open_clip ``{"state_dict": ...}`` wrapper,
-    without a DataParallel ``module.`` prefix."""
-    if isinstance(obj, Mapping) and "state_dict" in obj and isinstance(obj["state_dict"], Mapping):
-        obj = obj["state_dict"]
-    if not isinstance(obj, Mapping) or not obj:
-        raise CheckpointError(f"{adapter}: {source} does not hold a state dict (found {type(obj).__name__}).")
-    bad = [str(k) for k, v in obj.items() if not isinstance(k, str) or not isinstance(v, torch.Tensor)]
-    if bad:
-        raise CheckpointError(f"{adapter}: {source} is not a state dict of tensors; non-tensor entries: "
-                              f"{', '.join(bad[:10])}")
-    state = dict(obj)
-    if all(k.startswith("module.") for k in state):
-        state = {k[len("module."):]: v for k, v in state.items()}
-    return state
-
-
 def load_clip_state(path: str | Path, *, adapter: str) -> dict[str, torch.Tensor]:
     """Tensors of an OpenAI-layout CLIP checkpoint in any of the accepted containers (module docstring)."""
     if is_torchscript_archive(path):
         return read_torchscript_tensors(path, adapter=adapter)
-    return _unwrap_state_dict(load_state_file(path, adapter=adapter), adapter=adapter, source=path)
+    return unwrap_state_dict(load_state_file(path, adapter=adapter), adapter=adapter, source=path)
 
 
 # ----------------------------------------------------------------------------------------------------------
