@@ -239,7 +239,7 @@ def test_cli_run_end_to_end(test_split_tree, tmp_path, monkeypatch, capsys):
     assert main(["run", "--dataset", "iu-xray", "--root", str(test_split_tree), "--models", "random", "--levels",
                  "0,0.5", "--bootstrap", "0", "--max-studies", "8", "--out", str(out), "--no-progress"]) == 0
     records = [json.loads(x) for x in (out / "records.jsonl").read_text().splitlines() if x.strip()]
-    assert records and {r["dataset"] for r in records} == {"iu-xray"} and {r["split"] for r in records} == {"test"}
+    assert records and {r["dataset"] for r in records} == {"iu-xray"} and {r["split"] for r in records} == {"test[:8]"}
     capsys.readouterr()
     assert main(["datasets", "describe", "iu-xray", "--root", str(test_split_tree)]) == 0
     described = json.loads(capsys.readouterr().out)
