@@ -44,7 +44,6 @@ from cxrbench.data.manifest import (
     Row,
     check_choice,
     check_policy,
-    collapse,
     decode_record,
     file_fingerprint,
     finish_studies,
@@ -53,7 +52,7 @@ from cxrbench.data.manifest import (
     text_available,
     view_counts,
 )
-from cxrbench.data.records import Dataset, ImageRecord, Study, count_summary
+from cxrbench.data.records import Dataset, ImageRecord, Study, collapse_whitespace, count_summary
 from cxrbench.errors import DataError
 
 NAME = "chexpert-plus"
@@ -91,7 +90,7 @@ def study_id_of(path: str) -> str | None:
 
 
 def _section(value: str | None) -> str:
-    text = collapse(value)
+    text = collapse_whitespace(value)
     return "" if text.lower() == "nan" else text
 
 

@@ -95,21 +95,29 @@ def load_reports(archive: str | None = None) -> tuple[IUReport, ...]:
     return tuple(out)
 
 
+DICOM_METADATA = "nlmcxr_dicom_metadata.csv.gz"
+
+
+@lru_cache(maxsize=1)
+def dicom_metadata() -> tuple[dict[str, str], ...]:
+    """The rows of the DICOM metadata table shipped with torchxrayvision (none if absent), read once."""
+    path = _data_dir() / DICOM_METADATA
+    if not path.is_file():
+        return ()
+    with gzip.open(path, "rb") as raw:
+        return tuple(csv.DictReader(io.TextIOWrapper(raw, encoding="utf-8", errors="replace")))
+
+
 @lru_cache(maxsize=1)
 def view_positions() -> dict[str, str]:
     """image id -> "frontal" | "lateral", from the DICOM metadata shipped with torchxrayvision."""
-    path = _data_dir() / "nlmcxr_dicom_metadata.csv.gz"
-    if not path.is_file():
-        return {}
     out = {}
-    with gzip.open(path, "rb") as raw:
-        reader = csv.DictReader(io.TextIOWrapper(raw, encoding="utf-8", errors="replace"))
-        for row in reader:
-            pos = (row.get("View Position") or "").strip().upper()
-            if pos in _FRONTAL:
-                out[row["imageid"]] = "frontal"
-            elif pos in _LATERAL:
-                out[row["imageid"]] = "lateral"
+    for row in dicom_metadata():
+        pos = (row.get("View Position") or "").strip().upper()
+        if pos in _FRONTAL:
+            out[row["imageid"]] = "frontal"
+        elif pos in _LATERAL:
+            out[row["imageid"]] = "lateral"
     return out
 
 

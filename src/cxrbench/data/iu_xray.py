@@ -30,10 +30,7 @@ them: use ``on_bad_image="skip"`` then, and the summary says how many were left 
 
 from __future__ import annotations
 
-import csv
-import gzip
 import importlib.metadata
-import io
 import os
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -43,8 +40,10 @@ from pathlib import Path
 from cxrbench.data.iu_phantom import SPLIT_VERSION, eligible_reports, split_reports
 from cxrbench.data.iu_reports import (
     ATTRIBUTION,
+    DICOM_METADATA,
     IUReport,
     _data_dir,
+    dicom_metadata,
     image_views,
     load_reports,
     reports_archive,
@@ -67,21 +66,16 @@ from cxrbench.errors import ConfigError, DataError
 NAME = "iu-xray"
 FORMATS = ("png", "dcm")
 SPLITS = ("test", "train", "all")
-DICOM_METADATA = "nlmcxr_dicom_metadata.csv.gz"
 
 
 @lru_cache(maxsize=1)
 def dicom_filenames() -> dict[str, str]:
     """parentImage id -> DICOM file name (``filename`` column of the wheel's DICOM metadata, without ``./``)."""
-    path = _data_dir() / DICOM_METADATA
-    if not path.is_file():
-        return {}
     out = {}
-    with gzip.open(path, "rb") as raw:
-        for row in csv.DictReader(io.TextIOWrapper(raw, encoding="utf-8", errors="replace")):
-            name = (row.get("filename") or "").strip()
-            if row.get("imageid") and name:
-                out[row["imageid"]] = os.path.basename(name)
+    for row in dicom_metadata():
+        name = (row.get("filename") or "").strip()
+        if row.get("imageid") and name:
+            out[row["imageid"]] = os.path.basename(name)
     return out
 
 
@@ -174,9 +168,12 @@ def index_images(root: str | Path, format: str | None = None) -> ImageIndex:
     return index
 
 
-def _select(split: str, studies: str | Iterable[str] | None, max_studies: int | None) -> list[IUReport]:
+def _select(split: str, studies: str | Iterable[str] | None,
+            max_studies: int | None) -> tuple[list[IUReport], int]:
+    """The reports to load, and how many studies the whole split has."""
     check_choice("split", split, SPLITS)
     reports = split_reports(split)
+    in_split = len(reports)
     if studies is not None:
         wanted = {s.strip() for s in studies.split(",")} if isinstance(studies, str) else set(studies)
         wanted.discard("")
@@ -191,7 +188,7 @@ def _select(split: str, studies: str | Iterable[str] | None, max_studies: int | 
         if isinstance(max_studies, bool) or not isinstance(max_studies, int) or max_studies < 1:
             raise ConfigError(f"max_studies={max_studies!r}: give a positive whole number")
         reports = reports[:max_studies]
-    return reports
+    return reports, in_split
 
 
 def load(root: str | Path, split: str = "test", policy: str = "longest", on_bad_image: str = "error",
@@ -201,7 +198,7 @@ def load(root: str | Path, split: str = "test", policy: str = "longest", on_bad_
     check_policy(policy)
     check_choice("on_bad_image", on_bad_image, ON_BAD_IMAGE)
     keep_views = parse_views(views)
-    reports = _select(split, studies, max_studies)
+    reports, in_split = _select(split, studies, max_studies)
     index = index_images(root, format)
     known_views = view_positions()
     dicom_names = dicom_filenames() if index.format == "dcm" else {}
@@ -245,7 +242,7 @@ def load(root: str | Path, split: str = "test", policy: str = "longest", on_bad_
         "format": index.format,
         "layout": index.layout,
         "image_files_found": len(index.files),
-        "split_studies": len(split_reports(split)),
+        "split_studies": in_split,
         "studies_selected": len(reports),
         "dropped_empty_text": dropped,
         "dropped_no_images": dropped_no_images,

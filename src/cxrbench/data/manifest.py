@@ -56,7 +56,15 @@ from pathlib import Path
 from PIL import Image
 
 from cxrbench.data.images import decode_image
-from cxrbench.data.records import TEXT_POLICIES, Dataset, ImageRecord, Study, apply_policy, count_summary
+from cxrbench.data.records import (
+    TEXT_POLICIES,
+    Dataset,
+    ImageRecord,
+    Study,
+    apply_policy,
+    collapse_whitespace,
+    count_summary,
+)
 from cxrbench.data.records import report_text as _report_text
 from cxrbench.errors import ConfigError, DataError
 
@@ -187,10 +195,6 @@ class PathResolver:
                 exists = stat.S_ISREG(st.st_mode)
         outside = not (real == self._base_real or real.startswith(self._base_real.rstrip(os.sep) + os.sep))
         return Located(real, exists, outside)
-
-
-def collapse(text: str | None) -> str:
-    return " ".join((text or "").split())
 
 
 # --- reading the manifest -----------------------------------------------------------------------------------
@@ -384,7 +388,7 @@ def load(root: str | Path, split: str | None = None, policy: str = "longest", on
             if not v.get(key):
                 raise DataError(f"{path}, line {row.line}: empty or missing {key!r}")
         sid, raw = v["study_id"], v["image_path"]
-        findings, impression, report = (collapse(v.get(k)) for k in TEXT_COLUMNS)
+        findings, impression, report = (collapse_whitespace(v.get(k)) for k in TEXT_COLUMNS)
         if report and (findings or impression):
             raise DataError(f"{path}, line {row.line}: study {sid!r} gives both 'report' and "
                             "'findings'/'impression'; give the whole report OR its sections")

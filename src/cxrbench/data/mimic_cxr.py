@@ -41,7 +41,6 @@ from __future__ import annotations
 
 import csv
 import gzip
-import hashlib
 import io
 import os
 import re
@@ -53,11 +52,9 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from PIL import Image
-
-from cxrbench.data.images import decode_image
+from cxrbench.data.manifest import ON_BAD_IMAGE, check_choice, check_policy, decode_record, file_fingerprint
 from cxrbench.data.mimic_sections import Sections, parse_sections
-from cxrbench.data.records import TEXT_POLICIES, Dataset, ImageRecord, Study, apply_policy, count_summary
+from cxrbench.data.records import Dataset, ImageRecord, Study, apply_policy, count_summary
 from cxrbench.errors import ConfigError, DataError
 
 NAME = "mimic-cxr"
@@ -83,11 +80,6 @@ def image_view(view_position: str) -> str | None:
     """``frontal`` for PA/AP, ``lateral`` for LATERAL/LL, else None (DICOM ViewPosition, any case)."""
     vp = view_position.strip().upper()
     return "frontal" if vp in FRONTAL else "lateral" if vp in LATERAL else None
-
-
-def load_image(record: ImageRecord) -> Image.Image:
-    """Decode one MIMIC-CXR-JPG image (module level so that datasets pickle)."""
-    return decode_image(record.source)
 
 
 # ----------------------------------------------------------------------------------------------------- csv files
@@ -172,14 +164,6 @@ def _file_id(path: Path) -> dict:
     return {"path": str(path), "size": st.st_size, "mtime": int(st.st_mtime)}
 
 
-def _sha256(path: Path) -> dict:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            h.update(block)
-    return {**_file_id(path), "sha256": h.hexdigest()}
-
-
 # --------------------------------------------------------------------------------------------------- split rows
 
 
@@ -188,7 +172,6 @@ class _Image:
     dicom_id: str
     line: int
     view_position: str = ""
-    in_metadata: bool = False
 
 
 @dataclass
@@ -271,7 +254,6 @@ def _read_metadata(path: Path, studies: dict[str, _Study]) -> int:
             raise DataError(f"{path}: line {line}: dicom_id {dicom!r} belongs to study s{s_id} of subject p{p_id} "
                             f"here, but to s{study.study} of p{study.subject} in the split csv (line {image.line})")
         image.view_position = table.get(row, "ViewPosition").upper()
-        image.in_metadata = True
     return len(wanted) - len(found)
 
 
@@ -475,10 +457,8 @@ def load(root: str | Path | None = None, split: str | None = DEFAULT_SPLIT, poli
                           "known: root, split, policy, on_bad_image, progress, reports, views, fallback")
     if root is None:
         raise ConfigError("mimic-cxr needs the MIMIC-CXR-JPG folder: pass --root (root=...)")
-    if policy not in TEXT_POLICIES:
-        raise ConfigError(f"unknown report-text policy {policy!r}; choose one of {sorted(TEXT_POLICIES)}")
-    if on_bad_image not in ("error", "skip"):
-        raise ConfigError(f"on_bad_image must be 'error' or 'skip', not {on_bad_image!r}")
+    check_policy(policy)
+    check_choice("on_bad_image", on_bad_image, ON_BAD_IMAGE)
     split = _normalise_split(split)
     view_set = _parse_views(views)
     root = Path(root).expanduser()
@@ -611,12 +591,12 @@ def load(root: str | Path | None = None, split: str | None = DEFAULT_SPLIT, poli
     }
     provenance = {
         "root": str(root),
-        "split_csv": _sha256(split_csv),
-        "metadata_csv": _sha256(metadata_csv),
+        "split_csv": file_fingerprint(split_csv),
+        "metadata_csv": file_fingerprint(metadata_csv),
         "reports": source.provenance(),
         "options": {"split": split, "policy": policy, "views": summary["views"], "fallback": fallback,
                     "on_bad_image": on_bad_image},
         "section_parser": "cxrbench.data.mimic_sections",
     }
-    return Dataset(name=NAME, split=split, policy=policy, studies=kept, summary=summary, image_loader=load_image,
+    return Dataset(name=NAME, split=split, policy=policy, studies=kept, summary=summary, image_loader=decode_record,
                    provenance=provenance, on_bad_image=on_bad_image)

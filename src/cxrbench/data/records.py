@@ -42,24 +42,25 @@ class Study:
     meta: dict = field(default_factory=dict, compare=False, hash=False)
 
 
-def _clean(text: str | None) -> str:
+def collapse_whitespace(text: str | None) -> str:
+    """Report text with runs of whitespace (newlines included) folded to single spaces; None -> ""."""
     return " ".join((text or "").split())
 
 
 def _findings(s: Study) -> str:
-    return _clean(s.findings)
+    return collapse_whitespace(s.findings)
 
 
 def _impression(s: Study) -> str:
-    return _clean(s.impression)
+    return collapse_whitespace(s.impression)
 
 
 def _both(s: Study) -> str:
-    return " ".join(t for t in (_clean(s.findings), _clean(s.impression)) if t)
+    return " ".join(t for t in (collapse_whitespace(s.findings), collapse_whitespace(s.impression)) if t)
 
 
 def _longest(s: Study) -> str:
-    f, i = _clean(s.findings), _clean(s.impression)
+    f, i = collapse_whitespace(s.findings), collapse_whitespace(s.impression)
     return f if len(f) >= len(i) else i
 
 
