@@ -10,7 +10,9 @@ in the model's own input frame:
   normalisation).
 
 ``embed_pixels`` runs the image tower on the output of ``intensity`` and returns L2-normalised float32
-embeddings; ``encode_texts`` does the same for report texts with the model's own tokenizer and pooling.
+embeddings; ``embed_text_batch`` tokenises and embeds one batch of report texts with the model's own tokenizer
+and pooling, and ``encode_texts`` batches, normalises and concatenates (an adapter with its own text cache, like
+the reference models', overrides ``encode_texts`` instead).
 ``encode_images`` chains the three image stages and is what a user calls on PIL images.
 """
 
@@ -38,7 +40,8 @@ class ModelInfo:
 
 
 class Encoder:
-    """Base class for image/text encoders. Subclasses implement the four stage methods."""
+    """Base class for image/text encoders. Subclasses implement geometry, intensity, embed_pixels and
+    embed_text_batch."""
 
     info: ModelInfo
     device: torch.device
@@ -60,9 +63,18 @@ class Encoder:
         raise NotImplementedError
 
     # -- text path ---------------------------------------------------------------------------
-    def encode_texts(self, texts: Sequence[str], batch_size: int | None = None) -> torch.Tensor:
-        """Embed report texts; return (M, D) float32, L2-normalised, on the CPU."""
+    def embed_text_batch(self, texts: list[str]) -> torch.Tensor:
+        """Tokenise and embed one batch with the model's own tokenizer and pooling: (B, D), not yet normalised."""
         raise NotImplementedError
+
+    @torch.no_grad()
+    def encode_texts(self, texts: Sequence[str], batch_size: int | None = None) -> torch.Tensor:
+        """Embed report texts in batches; return (M, D) float32, L2-normalised, on the CPU."""
+        texts = list(texts)
+        batch_size = batch_size or self.text_batch_size
+        out = [l2_normalise(self.embed_text_batch(texts[start : start + batch_size])).cpu()
+               for start in range(0, len(texts), batch_size)]
+        return torch.cat(out) if out else torch.empty(0, self.info.embed_dim)
 
     def clear_caches(self) -> None:
         """Forget memoised text embeddings (used by the naive baseline so that it really re-embeds)."""

@@ -351,13 +351,8 @@ class BiomedClip(Encoder):
         ).input_ids
 
     @torch.no_grad()
-    def encode_texts(self, texts: Sequence[str], batch_size: int | None = None) -> torch.Tensor:
-        batch_size = batch_size or self.text_batch_size
-        out = []
-        for start in range(0, len(texts), batch_size):
-            ids = self.tokenize(list(texts[start:start + batch_size])).to(self.device)
-            out.append(l2_normalise(self.model.text(ids)).cpu())
-        return torch.cat(out) if out else torch.empty(0, self.info.embed_dim)
+    def embed_text_batch(self, texts: list[str]) -> torch.Tensor:
+        return self.model.text(self.tokenize(texts).to(self.device))
 
 
 def build(spec: ModelSpec, device: str = "cpu", checkpoint: str | None = None, text_config: str | None = None,

@@ -305,14 +305,9 @@ class BioVil(Encoder):
                               truncation=True, max_length=self.max_length, return_tensors="pt")
 
     @torch.no_grad()
-    def encode_texts(self, texts: Sequence[str], batch_size: int | None = None) -> torch.Tensor:
-        batch_size = batch_size or self.text_batch_size
-        out = []
-        for start in range(0, len(texts), batch_size):
-            tokens = self.tokenize(list(texts[start:start + batch_size]))
-            emb = self.text_model(tokens.input_ids.to(self.device), tokens.attention_mask.to(self.device))
-            out.append(l2_normalise(emb).cpu())
-        return torch.cat(out) if out else torch.empty(0, JOINT_DIM)
+    def embed_text_batch(self, texts: list[str]) -> torch.Tensor:
+        tokens = self.tokenize(texts)
+        return self.text_model(tokens.input_ids.to(self.device), tokens.attention_mask.to(self.device))
 
 
 def build(spec: ModelSpec, device: str = "cpu", checkpoint: str | None = None,

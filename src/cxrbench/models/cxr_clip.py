@@ -46,7 +46,7 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -409,20 +409,13 @@ class CxrClipEncoder(Encoder):
         return l2_normalise(self.model.image_projection(features))
 
     @torch.no_grad()
-    def encode_texts(self, texts: Sequence[str], batch_size: int | None = None) -> torch.Tensor:
+    def embed_text_batch(self, texts: list[str]) -> torch.Tensor:
         """Tokenise like the evaluator (padding='longest', truncation at text_max_length), pool, project."""
-        batch_size = batch_size or self.text_batch_size
-        out = []
-        for start in range(0, len(texts), batch_size):
-            tokens = self.tokenizer(list(texts[start:start + batch_size]), padding="longest", truncation=True,
-                                    max_length=self.arch.text_max_length, return_tensors="pt")
-            tokens = {k: v.to(self.device) for k, v in tokens.items()}
-            hidden = self.model.text_encoder(tokens)
-            pooled = pool_text(hidden, tokens["attention_mask"], self.arch.pooling)
-            out.append(l2_normalise(self.model.text_projection(pooled)).cpu())
-        if not out:
-            return torch.empty(0, self.info.embed_dim)
-        return torch.cat(out)
+        tokens = self.tokenizer(texts, padding="longest", truncation=True, max_length=self.arch.text_max_length,
+                                return_tensors="pt")
+        tokens = {k: v.to(self.device) for k, v in tokens.items()}
+        hidden = self.model.text_encoder(tokens)
+        return self.model.text_projection(pool_text(hidden, tokens["attention_mask"], self.arch.pooling))
 
 
 # -- building ------------------------------------------------------------------------------------------------

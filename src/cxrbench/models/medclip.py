@@ -327,20 +327,10 @@ class MedCLIPEncoder(Encoder):
         return l2_normalise(self.network.vision_model(model_input.to(self.device, torch.float32)))
 
     @torch.no_grad()
-    def encode_texts(self, texts: Sequence[str], batch_size: int | None = None) -> torch.Tensor:
-        batch_size = batch_size or self.text_batch_size
-        out = []
-        for start in range(0, len(texts), batch_size):
-            tokens = self.tokenizer(
-                list(texts[start : start + batch_size]), max_length=TEXT_MAX_LENGTH, padding="max_length",
-                truncation=True, return_tensors="pt",
-            )
-            emb = self.network.text_model(tokens["input_ids"].to(self.device),
-                                          tokens["attention_mask"].to(self.device))
-            out.append(l2_normalise(emb).cpu())
-        if not out:
-            return torch.empty(0, self.info.embed_dim)
-        return torch.cat(out)
+    def embed_text_batch(self, texts: list[str]) -> torch.Tensor:
+        tokens = self.tokenizer(texts, max_length=TEXT_MAX_LENGTH, padding="max_length", truncation=True,
+                                return_tensors="pt")
+        return self.network.text_model(tokens["input_ids"].to(self.device), tokens["attention_mask"].to(self.device))
 
 
 # ------------------------------------------------------------------------------------------------ loading

@@ -446,16 +446,9 @@ class OpenAIClipEncoder(Encoder):
 
     # -- text path ---------------------------------------------------------------------------
     @torch.no_grad()
-    def encode_texts(self, texts: Sequence[str], batch_size: int | None = None) -> torch.Tensor:
-        batch_size = batch_size or self.text_batch_size
-        out = []
-        for start in range(0, len(texts), batch_size):
-            tokens = clip_tokenize(list(texts[start: start + batch_size]), self.arch.context_length,
-                                   truncate=self.truncate)
-            out.append(l2_normalise(self.model.encode_text(tokens.to(self.device))).cpu())
-        if not out:
-            return torch.empty(0, self.info.embed_dim)
-        return torch.cat(out)
+    def embed_text_batch(self, texts: list[str]) -> torch.Tensor:
+        tokens = clip_tokenize(texts, self.arch.context_length, truncate=self.truncate)
+        return self.model.encode_text(tokens.to(self.device))
 
 
 def _describe(preprocessing: str, arch: ClipArch, antialias: bool) -> str:
