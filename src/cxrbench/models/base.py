@@ -21,6 +21,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from PIL import Image
@@ -101,6 +102,14 @@ class Encoder:
         if not out:
             return torch.empty(0, self.info.embed_dim)
         return torch.cat(out)
+
+
+def pil_to_uint8(image: Image.Image) -> torch.Tensor:
+    """(C, H, W) uint8 from an 8-bit ``L`` (C = 1) or ``RGB`` (C = 3) PIL image: what geometry stages return."""
+    arr = np.asarray(image, dtype=np.uint8)
+    if arr.ndim == 2:
+        arr = arr[:, :, None]
+    return torch.from_numpy(arr.copy()).permute(2, 0, 1).contiguous()
 
 
 def l2_normalise(x: torch.Tensor) -> torch.Tensor:

@@ -48,7 +48,7 @@ from PIL import Image
 
 from cxrbench.errors import CheckpointError, ConfigError, WeightsNotAvailable
 from cxrbench.models import sources
-from cxrbench.models.base import Encoder, ModelInfo, l2_normalise
+from cxrbench.models.base import Encoder, ModelInfo, l2_normalise, pil_to_uint8
 from cxrbench.models.checkpoint import (
     build_without_random_init,
     load_checked,
@@ -333,8 +333,7 @@ class BiomedClip(Encoder):
         size = self.preprocess["size"]
         image = TF.resize(image, size, interpolation=InterpolationMode(self.preprocess["interpolation"]))
         image = TF.center_crop(image, [size, size])
-        array = np.asarray(image.convert("RGB"), dtype=np.uint8)
-        return torch.from_numpy(array.copy()).permute(2, 0, 1).contiguous()
+        return pil_to_uint8(image.convert("RGB"))
 
     def intensity(self, pixels: torch.Tensor) -> torch.Tensor:
         return (pixels.float() / 255.0 - self.mean.to(pixels.device)) / self.std.to(pixels.device)

@@ -42,7 +42,7 @@ from PIL import Image
 
 from cxrbench.errors import CheckpointError, ConfigError, WeightsNotAvailable
 from cxrbench.models import sources
-from cxrbench.models.base import Encoder, ModelInfo, l2_normalise
+from cxrbench.models.base import Encoder, ModelInfo, l2_normalise, pil_to_uint8
 from cxrbench.models.checkpoint import build_without_random_init, load_checked, load_state_file, sha256_file
 from cxrbench.models.hf_compat import DERIVED_BUFFERS
 from cxrbench.models.hub import cached_file, split_setting
@@ -288,7 +288,7 @@ class BioVil(Encoder):
         gray = Image.fromarray(stretch_to_uint8(_file_array(image))).convert("L")
         gray = TF.resize(gray, RESIZE, interpolation=InterpolationMode.BILINEAR)
         gray = TF.center_crop(gray, [CROP, CROP])
-        return torch.from_numpy(np.asarray(gray, dtype=np.uint8).copy())[None]
+        return pil_to_uint8(gray)
 
     def intensity(self, pixels: torch.Tensor) -> torch.Tensor:
         x = pixels.float() / 255.0

@@ -50,7 +50,6 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
 import torch
 import torchvision
 import torchvision.transforms.functional as TF
@@ -60,7 +59,7 @@ from torchvision.transforms import InterpolationMode
 
 from cxrbench.errors import CheckpointError, ConfigError, WeightsNotAvailable
 from cxrbench.models import sources
-from cxrbench.models.base import Encoder, ModelInfo, l2_normalise
+from cxrbench.models.base import Encoder, ModelInfo, l2_normalise, pil_to_uint8
 from cxrbench.models.checkpoint import build_without_random_init, load_checked, load_state_file, sha256_file
 from cxrbench.models.hf_compat import DERIVED_BUFFERS, translate_state_dict
 from cxrbench.models.registry import env_var
@@ -396,7 +395,7 @@ class CxrClipEncoder(Encoder):
         image = image.convert("RGB")
         image = TF.resize(image, IMAGE_SIZE, interpolation=InterpolationMode.BILINEAR)
         image = TF.center_crop(image, IMAGE_SIZE)
-        return torch.from_numpy(np.array(image, dtype=np.uint8)).permute(2, 0, 1).contiguous()
+        return pil_to_uint8(image)
 
     def intensity(self, pixels: torch.Tensor) -> torch.Tensor:
         """ToTensor's /255 then Normalize (0.5/0.5 for Swin, ImageNet statistics for ResNet)."""

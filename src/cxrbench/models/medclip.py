@@ -57,14 +57,13 @@ import re
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
-import numpy as np
 import torch
 from PIL import Image
 from torch import nn
 
 from cxrbench.errors import CheckpointError, ConfigError, WeightsNotAvailable
 from cxrbench.models import sources
-from cxrbench.models.base import Encoder, ModelInfo, l2_normalise
+from cxrbench.models.base import Encoder, ModelInfo, l2_normalise, pil_to_uint8
 from cxrbench.models.checkpoint import build_without_random_init, load_checked, load_state_file, sha256_file
 from cxrbench.models.hf_compat import DERIVED_BUFFERS, translate_state_dict
 from cxrbench.models.hub import split_setting
@@ -147,7 +146,7 @@ def medclip_geometry(image: Image.Image, size: int = IMAGE_SIZE) -> torch.Tensor
     left = (square.width - size) // 2
     top = (square.height - size) // 2
     square = square.crop((left, top, left + size, top + size))
-    return torch.from_numpy(np.array(square, dtype=np.uint8)).unsqueeze(0)
+    return pil_to_uint8(square)
 
 
 def medclip_intensity(pixels: torch.Tensor) -> torch.Tensor:

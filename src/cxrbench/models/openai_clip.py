@@ -56,7 +56,7 @@ from PIL import Image
 
 from cxrbench.errors import CheckpointError, ConfigError, WeightsNotAvailable
 from cxrbench.models import sources
-from cxrbench.models.base import Encoder, ModelInfo, l2_normalise
+from cxrbench.models.base import Encoder, ModelInfo, l2_normalise, pil_to_uint8
 from cxrbench.models.checkpoint import load_checked, load_state_file, sha256_file, unwrap_state_dict
 from cxrbench.models.registry import env_var
 
@@ -355,16 +355,6 @@ def build_open_clip_model(arch: ClipArch, quick_gelu: bool = True) -> torch.nn.M
 # ----------------------------------------------------------------------------------------------------------
 # Image preprocessing
 # ----------------------------------------------------------------------------------------------------------
-def _pil_to_uint8(image: Image.Image) -> torch.Tensor:
-    """(C, H, W) uint8 from an 8-bit ``L`` or ``RGB`` PIL image."""
-    import numpy as np
-
-    arr = np.asarray(image, dtype=np.uint8)
-    if arr.ndim == 2:
-        arr = arr[:, :, None]
-    return torch.from_numpy(arr.copy()).permute(2, 0, 1).contiguous()
-
-
 def openai_geometry(image: Image.Image, size: int = 224) -> torch.Tensor:
     """``clip.load``'s Resize(size, BICUBIC) + CenterCrop(size) + convert("RGB") on a PIL image.
 
@@ -381,7 +371,7 @@ def openai_geometry(image: Image.Image, size: int = 224) -> torch.Tensor:
         raise ConfigError(f"image of size {image.size} cannot be centre-cropped to {size}")
     top, left = int(round((h - size) / 2.0)), int(round((w - size) / 2.0))
     image = image.crop((left, top, left + size, top + size)).convert("RGB")
-    return _pil_to_uint8(image)
+    return pil_to_uint8(image)
 
 
 def cxr_pad_geometry(image: Image.Image, size: int = CXR_CANVAS) -> torch.Tensor:
@@ -393,7 +383,7 @@ def cxr_pad_geometry(image: Image.Image, size: int = CXR_CANVAS) -> torch.Tensor
     resized = image.resize(new_size, Image.Resampling.LANCZOS)
     canvas = Image.new("L", (size, size))
     canvas.paste(resized, ((size - new_size[0]) // 2, (size - new_size[1]) // 2))
-    return _pil_to_uint8(canvas)
+    return pil_to_uint8(canvas)
 
 
 # ----------------------------------------------------------------------------------------------------------

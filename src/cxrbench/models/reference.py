@@ -24,7 +24,7 @@ from PIL import Image
 from torch import nn
 
 from cxrbench.errors import ConfigError
-from cxrbench.models.base import Encoder, ModelInfo, l2_normalise
+from cxrbench.models.base import Encoder, ModelInfo, l2_normalise, pil_to_uint8
 from cxrbench.models.checkpoint import load_checked, load_state_file, sha256_file
 from cxrbench.models.minilm import DIM as TEXT_DIM
 from cxrbench.models.minilm import MiniLM
@@ -94,7 +94,7 @@ def geometry(image: Image.Image, size: int = IMAGE_SIZE) -> torch.Tensor:
     im = im.resize((nw, nh), Image.BILINEAR)
     left, top = (nw - size) // 2, (nh - size) // 2
     im = im.crop((left, top, left + size, top + size))
-    return torch.from_numpy(np.asarray(im, dtype=np.uint8).copy()).unsqueeze(0)
+    return pil_to_uint8(im)
 
 
 def intensity(pixels: torch.Tensor) -> torch.Tensor:
