@@ -4,7 +4,7 @@ What it does (``bash scripts/gpu_check.sh --device cuda``; see docs/performance.
 
 1. Synthetic data of MIMIC-CXR's evaluation size (default 994 studies / 1,770 images: 776 studies with two
    images, 218 with one), as grayscale JPEGs of MIMIC-CXR-JPG's typical size (2544 x 3056, quality 95): phantom
-   radiographs (:mod:`cxrbench.data.phantom`, 512 px, from each report's MeSH tags) resized up, paired with the
+   radiographs (:mod:`cxrbench.phantom`, 512 px, from each report's MeSH tags) resized up, paired with the
    longest section of real IU X-ray reports, listed in a ``manifest.csv`` (the ``manifest`` dataset). Rendering
    uses a process pool; the folder is reused when it already holds the same data (``--data-dir``).
 2. Randomly initialised FULL-SIZE checkpoints in each upstream file format, loaded through
@@ -126,7 +126,7 @@ def _render_job(job: tuple[str, tuple[str, ...], int, str, int, int, int, int]) 
     """Render one phantom at ``render_size``, resize to (width, height), save as JPEG; return the file size."""
     from PIL import Image
 
-    from cxrbench.data import phantom
+    from cxrbench import phantom
 
     out, majors, seed, view, render_size, width, height, quality = job
     pixels = phantom.render(phantom.parse_mesh(majors), seed=seed, view=view, size=render_size)
@@ -139,7 +139,7 @@ def _render_job(job: tuple[str, tuple[str, ...], int, str, int, int, int, int]) 
 
 def build_data(args: argparse.Namespace) -> dict:
     """Write (or reuse) the JPEGs and manifest.csv; return what was built and how long it took."""
-    from cxrbench.data import phantom
+    from cxrbench import phantom
     from cxrbench.data.iu_phantom import study_seed
     from cxrbench.data.iu_reports import load_reports
 

@@ -2,7 +2,7 @@
 
 What is real: every report text (FINDINGS, IMPRESSION), the MeSH tags, the number of images per study and,
 where the DICOM metadata gives it, each image's view. What is synthetic: every pixel. Each listed image is
-rendered by :mod:`cxrbench.data.phantom` from the study's MeSH ``<major>`` terms, with a per-patient seed
+rendered by :mod:`cxrbench.phantom` from the study's MeSH ``<major>`` terms, with a per-patient seed
 derived from the study id (both views of a study show the same patient) and the image's view.
 
 Split (fixed; "iu-phantom split v1"): the eligible studies (at least one image, FINDINGS or IMPRESSION
@@ -23,8 +23,8 @@ from pathlib import Path
 
 from PIL import Image
 
+from cxrbench import phantom
 from cxrbench.cache import atomic_path, cache_root
-from cxrbench.data import phantom
 from cxrbench.data.iu_reports import ATTRIBUTION, IUReport, image_views, load_reports, view_positions
 from cxrbench.data.records import Dataset, ImageRecord, Study, apply_policy, count_summary
 from cxrbench.errors import ConfigError

@@ -1,4 +1,4 @@
-"""Tests for the phantom chest radiograph renderer (``cxrbench.data.phantom``).
+"""Tests for the phantom chest radiograph renderer (``cxrbench.phantom``).
 
 Region checks work on images rendered with and without a finding for the same seed: detector noise, vessel
 tree and anatomy come from streams that do not depend on the findings, so the difference image shows only
@@ -18,8 +18,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from cxrbench.data import phantom
-from cxrbench.data.phantom import FINDING_KINDS, Finding, PhantomSpec, describe, parse_mesh, render
+from cxrbench import phantom
+from cxrbench.phantom import FINDING_KINDS, Finding, PhantomSpec, describe, parse_mesh, render
 
 SIZE = 256
 SEED = 11

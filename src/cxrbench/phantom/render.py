@@ -1,0 +1,99 @@
+"""The render entry point: the patient, the findings' random streams, and the stages in order.
+
+:func:`render` draws the patient (:mod:`~cxrbench.phantom.anatomy`) and runs every anatomy hook, draws the
+view's base anatomy, textures the lungs, runs the air hooks, composes ``D``, runs the overlay hooks, and tones
+the result. ``RENDERER_VERSION`` keys the on-disk cache: bump it whenever the pixels of any render change.
+"""
+
+from __future__ import annotations
+
+import zlib
+
+import numpy as np
+
+from cxrbench.phantom.air_hooks import _air_emphysema_prune
+from cxrbench.phantom.anatomy import _Anatomy, _patient
+from cxrbench.phantom.canvas import _Canvas
+from cxrbench.phantom.compose import _compose, _parenchyma, _tone
+from cxrbench.phantom.frontal import (
+    _frontal_airways,
+    _frontal_body,
+    _frontal_bones,
+    _frontal_extras,
+    _frontal_heart,
+    _frontal_lungs,
+    _rib_field,
+    _vessel_tree,
+)
+from cxrbench.phantom.handlers import _HANDLERS
+from cxrbench.phantom.lateral import _lateral_base
+from cxrbench.phantom.placement import _sides
+from cxrbench.phantom.spec import VIEWS, Finding, PhantomSpec
+
+RENDERER_VERSION = "1"
+
+
+def _seed64(seed: int) -> int:
+    return int(seed) & ((1 << 64) - 1)
+
+
+def _finding_rng(seed: int, index: int, kind: str) -> np.random.Generator:
+    return np.random.Generator(np.random.PCG64([seed, 7919, index, zlib.crc32(kind.encode())]))
+
+
+def _prepare(spec: PhantomSpec, seed: int) -> tuple[_Anatomy, list[tuple[Finding, list[str], np.random.Generator]]]:
+    """Patient plus resolved findings, after every anatomy hook (identical for both views)."""
+    A = _patient(seed)
+    jobs = []
+    for i, f in enumerate(spec.findings):
+        handlers = _HANDLERS[f.kind]
+        rng = _finding_rng(seed, i, f.kind)
+        sides = _sides(f, rng, handlers[3])
+        if handlers[0] is not None:
+            handlers[0](A, f, sides, rng)
+        jobs.append((f, sides, rng))
+    return A, jobs
+
+
+def render(spec: PhantomSpec, *, seed: int, view: str = "frontal", size: int = 512) -> np.ndarray:
+    """Render one phantom radiograph: uint8 ``(size, size)``, bright = dense, dark = air.
+
+    ``view`` is ``"frontal"`` (PA) or ``"lateral"``; ``size`` >= 64. The same ``seed`` draws the same patient
+    in both views; the output is bit-identical for identical arguments.
+    """
+    if view not in VIEWS:
+        raise ValueError(f"view must be 'frontal' or 'lateral', got {view!r}")
+    if isinstance(size, bool) or not isinstance(size, (int, np.integer)) or size < 64:
+        raise ValueError(f"size must be an int >= 64, got {size!r}")
+    unknown = sorted({f.kind for f in spec.findings} - set(_HANDLERS))
+    if unknown:
+        raise ValueError(f"unknown finding kind(s) {', '.join(map(repr, unknown))}; see FINDING_KINDS")
+    n = int(size)
+    s = _seed64(seed)
+    A, jobs = _prepare(spec, s)
+    cv = _Canvas(n, view)
+    view_rng = np.random.Generator(np.random.PCG64([s, 104729, VIEWS.index(view)]))
+    if view == "frontal":
+        T = _frontal_body(A, cv)
+        _frontal_lungs(A, cv)
+        _frontal_heart(A, cv)
+        _frontal_airways(A, cv)
+        _rib_field(A, cv)
+        _frontal_bones(A, cv)
+        vessels = _vessel_tree(A, cv, view_rng)
+        _frontal_extras(A, cv)
+    else:
+        T, vessels = _lateral_base(A, cv, view_rng)
+    _parenchyma(cv, view_rng)
+    if A.vessel_prune > 0:
+        _air_emphysema_prune(cv, A, Finding("emphysema"), [], view_rng)
+    for f, sides, rng in jobs:
+        hook = _HANDLERS[f.kind][1]
+        if hook is not None:
+            hook(cv, A, f, sides, rng)
+    _compose(A, cv, T, vessels)
+    for f, sides, rng in jobs:
+        hook = _HANDLERS[f.kind][2]
+        if hook is not None:
+            hook(cv, A, f, sides, rng)
+    return _tone(A, cv, view_rng)
