@@ -39,7 +39,7 @@ Randomness and determinism: the patient is drawn from ``Generator(PCG64(seed))``
 stream seeded by ``(seed, index, crc32(kind))`` and the view-specific parts (noise, vessel tree, texture)
 their own stream, so adding a finding never changes the rest of the image. No global RNG, clock or threads.
 Array maths uses only IEEE-exact operations (+, -, *, /, sqrt, comparisons) plus Pillow; transcendental
-functions are evaluated with :mod:`math` on scalars (``canvas._expneg`` replaces ``np.exp``), because numpy's
+functions are evaluated with :mod:`math` on scalars (``canvas.expneg`` replaces ``np.exp``), because numpy's
 SIMD ``exp``/``sin``/``pow`` can differ in the last bit between CPUs and would break bit-identical caches.
 
 Speed: ~21-23 ms per 512 x 512 image on one core (numpy + Pillow, no per-pixel Python): full-frame work is a
@@ -59,12 +59,13 @@ Imports run one way, down this list: a module imports only modules listed before
 ``lateral``          lateral base anatomy
 ``compose``          both views: lung texture, composition of ``D`` and the film curve
 ``placement``        where a finding goes: lung zones, resolved sides, how many
-``anatomy_hooks``, ``air_hooks``, ``lung_overlays``, ``body_overlays``, ``device_overlays``  the per-kind hooks
+``anatomy_hooks``, ``air_hooks``, ``lung_overlays``, ``body_overlays``, ``device_overlays``
+                     the per-kind hooks
 ``handlers``         the table kind -> (anatomy hook, air hook, overlay hook, default side)
 ``render``           ``RENDERER_VERSION``, the random streams and :func:`render`
 
-Adding a kind: add it to ``FINDING_DOC`` in ``spec.py`` (which defines ``FINDING_KINDS``), map MeSH terms to it
-in ``_RULES`` in ``mesh.py``, write its hooks in the hook module of its group, list them in ``_HANDLERS`` in
+Adding a kind: add it to ``FINDING_DOC`` in ``spec.py`` (which defines ``FINDING_KINDS``), map MeSH terms to
+it in ``_RULES`` in ``mesh.py``, write its hooks in the hook module of its group, list them in ``HANDLERS`` in
 ``handlers.py``, extend ``tests/phantom/test_phantom.py``, and bump ``RENDERER_VERSION`` in ``render.py``.
 """
 
@@ -84,5 +85,5 @@ from cxrbench.phantom.spec import (
     describe,
 )
 
-__all__ = ["FINDING_DOC", "FINDING_KINDS", "RENDERER_VERSION", "SEVERITIES", "SIDES", "VIEWS", "ZONES", "Finding",
-           "PhantomSpec", "describe", "parse_mesh", "render"]
+__all__ = ["FINDING_DOC", "FINDING_KINDS", "RENDERER_VERSION", "SEVERITIES", "SIDES", "VIEWS", "ZONES",
+           "Finding", "PhantomSpec", "describe", "parse_mesh", "render"]

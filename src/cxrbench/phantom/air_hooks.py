@@ -11,13 +11,13 @@ from dataclasses import replace
 
 import numpy as np
 
-from cxrbench.phantom.anatomy import _Anatomy, _sev, _sgn
-from cxrbench.phantom.canvas import _blob, _Canvas, _ramp, _Sketch, _smooth, _staples
-from cxrbench.phantom.placement import _count, _zone_center, _zone_side
+from cxrbench.phantom.anatomy import Anatomy, severity_factor, side_sign
+from cxrbench.phantom.canvas import Canvas, Sketch, blob, ramp, smooth, staples
+from cxrbench.phantom.placement import instance_count, zone_center, zone_side
 from cxrbench.phantom.spec import Finding
 
 
-def _effusion(cv: _Canvas, A: _Anatomy, side: str, height: float, lateral_only: bool) -> None:
+def _effusion(cv: Canvas, A: Anatomy, side: str, height: float, lateral_only: bool) -> None:
     """Fill the costophrenic recess with fluid up to a meniscus that rises along the lateral wall."""
     if cv.view == "lateral":
         g = cv.lat
@@ -30,11 +30,11 @@ def _effusion(cv: _Canvas, A: _Anatomy, side: str, height: float, lateral_only: 
         surf = level + 0.09 * (1.0 - rel) ** 2 - 0.05 * rel ** 3
         if lateral_only:
             surf = surf + 0.1 * (1.0 - rel)
-        fill = _smooth((w.v - surf) / 0.03)
+        fill = smooth((w.v - surf) / 0.03)
         cv.air[w.idx] *= 1.0 - 0.62 * fill
         cv.vgate[w.idx] *= 1.0 - 0.5 * fill
         return
-    sg = _sgn(side)
+    sg = side_sign(side)
     med, lat = cv.lung_rows[side]
     cp_v = cv.anchor[f"cp_{side}"][1]
     level = cp_v - height
@@ -46,26 +46,26 @@ def _effusion(cv: _Canvas, A: _Anatomy, side: str, height: float, lateral_only: 
     inner = np.clip(1.0 - rel, 0.0, 1.0)
     surf = level + 0.05 * inner * np.sqrt(inner) - 0.055 * (rel * rel) ** 2
     if lateral_only:
-        surf = surf + 0.1 * _ramp(0.75 - rel, 0.25)
-    fill = _smooth((w.v - surf) / (0.018 + 0.08 * height))
-    fill = 0.35 * _smooth((w.v - surf + 0.02) / 0.04) + 0.65 * fill
+        surf = surf + 0.1 * ramp(0.75 - rel, 0.25)
+    fill = smooth((w.v - surf) / (0.018 + 0.08 * height))
+    fill = 0.35 * smooth((w.v - surf + 0.02) / 0.04) + 0.65 * fill
     cv.air[w.idx] *= 1.0 - 0.97 * fill
     cv.vgate[w.idx] *= 1.0 - fill
 
 
-def _air_effusion(cv: _Canvas, A: _Anatomy, f: Finding, sides: list[str], rng: np.random.Generator) -> None:
+def air_effusion(cv: Canvas, A: Anatomy, f: Finding, sides: list[str], rng: np.random.Generator) -> None:
     heights = {"borderline": 0.035, "mild": 0.06, "small": 0.06, "moderate": 0.13, "large": 0.22, "severe": 0.3}
     h = heights.get(f.severity or "", 0.08)
     for s in sides:
         _effusion(cv, A, s, h * (0.9 + 0.2 * rng.random()), False)
 
 
-def _air_blunting(cv: _Canvas, A: _Anatomy, f: Finding, sides: list[str], rng: np.random.Generator) -> None:
+def air_blunting(cv: Canvas, A: Anatomy, f: Finding, sides: list[str], rng: np.random.Generator) -> None:
     for s in sides:
         _effusion(cv, A, s, 0.03 + 0.01 * rng.random(), True)
 
 
-def _air_pneumothorax(cv: _Canvas, A: _Anatomy, f: Finding, sides: list[str], rng: np.random.Generator) -> None:
+def air_pneumothorax(cv: Canvas, A: Anatomy, f: Finding, sides: list[str], rng: np.random.Generator) -> None:
     rims = {"borderline": 0.018, "mild": 0.025, "small": 0.025, "moderate": 0.05, "large": 0.085, "severe": 0.11}
     r = rims.get(f.severity or "", 0.04)
     for s in sides:
@@ -75,11 +75,11 @@ def _air_pneumothorax(cv: _Canvas, A: _Anatomy, f: Finding, sides: list[str], rn
             if w is None:
                 continue
             top = A.apex_v + 4.0 * (w.u - g["uc"] - 0.02) ** 2
-            rim = cv.hemi["both"][w.idx] * (1.0 - _ramp(w.v - top - 1.6 * r, 2 * cv.px))
+            rim = cv.hemi["both"][w.idx] * (1.0 - ramp(w.v - top - 1.6 * r, 2 * cv.px))
             cv.air[w.idx] += 0.25 * rim
             cv.vgate[w.idx] *= 1.0 - rim
             continue
-        sg = _sgn(s)
+        sg = side_sign(s)
         med, lat = cv.lung_rows[s]
         apical = f.zone in ("apex", "upper")
         r_top, r_lat = (r * 1.3, r * 0.45) if apical else (r, r)
@@ -94,7 +94,7 @@ def _air_pneumothorax(cv: _Canvas, A: _Anatomy, f: Finding, sides: list[str], rn
         apex_u = A.cx + sg * (A.med_w + 0.45 * A.thw * 0.4 + 0.02)
         top = A.apex_v + 9.0 * (w.u - apex_u) ** 2
         d = np.minimum(sg * (lat_w - w.u) - r_lat * taper, (w.v - top) - r_top)
-        inner = _ramp(d, 1.5 * cv.px)
+        inner = ramp(d, 1.5 * cv.px)
         rim = hemi * (1.0 - inner)
         line = hemi * np.clip(1.0 - np.abs(d) / (1.2 * cv.px + 0.0015), 0.0, 1.0)
         cv.air[w.idx] = cv.air[w.idx] * (1.0 - rim) + rim * 1.12 + hemi * inner * -0.06 * cv.air[w.idx]
@@ -102,40 +102,40 @@ def _air_pneumothorax(cv: _Canvas, A: _Anatomy, f: Finding, sides: list[str], rn
         cv.D[w.idx] += 0.22 * line
 
 
-def _air_lucency(cv: _Canvas, A: _Anatomy, f: Finding, sides: list[str], rng: np.random.Generator,
+def air_lucency(cv: Canvas, A: Anatomy, f: Finding, sides: list[str], rng: np.random.Generator,
                  radius: float = 0.03, walls: float = 0.1) -> None:
     for s in sides:
-        for _ in range(_count(f, rng, 2, 4)):
+        for _ in range(instance_count(f, rng, 2, 4)):
             zone = f.zone or ("upper" if rng.random() < 0.7 else None)
-            u, v, ru, rv = _zone_center(cv, A, _zone_side(zone, s), zone, rng)
+            u, v, ru, rv = zone_center(cv, A, zone_side(zone, s), zone, rng)
             u += float(rng.uniform(-0.5, 0.5)) * ru
-            rad = radius * (0.8 + 0.6 * rng.random()) * (0.7 + 0.5 * _sev(f))
-            gate = cv.gate(_zone_side(zone, s))
-            _blob(cv, u, v, rad, rad, 0.32, profile="disk", target=cv.air, gate=gate)
-            _blob(cv, u, v, rad, rad, -1.0, profile="disk", target=cv.vgate)
-            ring = _Sketch().ellipse(u, v, rad, rad, 1.0, outline=0.0035)
+            rad = radius * (0.8 + 0.6 * rng.random()) * (0.7 + 0.5 * severity_factor(f))
+            gate = cv.gate(zone_side(zone, s))
+            blob(cv, u, v, rad, rad, 0.32, profile="disk", target=cv.air, gate=gate)
+            blob(cv, u, v, rad, rad, -1.0, profile="disk", target=cv.vgate)
+            ring = Sketch().ellipse(u, v, rad, rad, 1.0, outline=0.0035)
             ring.render(cv, walls, blur=0.6, gate=gate)
     np.clip(cv.vgate, 0.0, 1.0, out=cv.vgate)
 
 
-def _air_bullae(cv: _Canvas, A: _Anatomy, f: Finding, sides: list[str], rng: np.random.Generator) -> None:
+def air_bullae(cv: Canvas, A: Anatomy, f: Finding, sides: list[str], rng: np.random.Generator) -> None:
     if f.multiple:
-        _air_lucency(cv, A, replace(f, zone="upper"), ["right", "left"], rng, radius=0.04, walls=0.08)
+        air_lucency(cv, A, replace(f, zone="upper"), ["right", "left"], rng, radius=0.04, walls=0.08)
 
 
-def _air_hyperlucent(cv: _Canvas, A: _Anatomy, f: Finding, sides: list[str], rng: np.random.Generator) -> None:
+def air_hyperlucent(cv: Canvas, A: Anatomy, f: Finding, sides: list[str], rng: np.random.Generator) -> None:
     for s in sides:
         if f.zone:
-            u, v, ru, rv = _zone_center(cv, A, s, f.zone, rng)
-            _blob(cv, u, v, ru * 1.6, rv * 1.6, 0.3, profile="gauss", target=cv.air, gate=cv.gate(s))
-            _blob(cv, u, v, ru * 1.6, rv * 1.6, -0.7, profile="gauss", target=cv.vgate)
+            u, v, ru, rv = zone_center(cv, A, s, f.zone, rng)
+            blob(cv, u, v, ru * 1.6, rv * 1.6, 0.3, profile="gauss", target=cv.air, gate=cv.gate(s))
+            blob(cv, u, v, ru * 1.6, rv * 1.6, -0.7, profile="gauss", target=cv.vgate)
         else:
             cv.air += 0.2 * cv.hemi[s] * (cv.air > 0.3)
             cv.vgate *= 1.0 - 0.6 * cv.hemi[s]
     np.clip(cv.vgate, 0.0, 1.0, out=cv.vgate)
 
 
-def _air_pneumonectomy(cv: _Canvas, A: _Anatomy, f: Finding, sides: list[str], rng: np.random.Generator) -> None:
+def air_pneumonectomy(cv: Canvas, A: Anatomy, f: Finding, sides: list[str], rng: np.random.Generator) -> None:
     s = sides[0]
     if f.zone is None:
         if cv.view == "lateral":
@@ -144,14 +144,14 @@ def _air_pneumonectomy(cv: _Canvas, A: _Anatomy, f: Finding, sides: list[str], r
             cv.air *= 1.0 - 0.96 * cv.hemi[s]
             cv.vgate *= 1.0 - cv.hemi[s]
         return
-    u, v, ru, rv = _zone_center(cv, A, s, f.zone, rng)
-    _blob(cv, u, v, ru * 1.8, rv * 1.6, -0.75, profile="gauss", target=cv.air, gate=cv.gate(s))
+    u, v, ru, rv = zone_center(cv, A, s, f.zone, rng)
+    blob(cv, u, v, ru * 1.8, rv * 1.6, -0.75, profile="gauss", target=cv.air, gate=cv.gate(s))
     np.clip(cv.air, 0.0, None, out=cv.air)
     staple = [(u - ru, v + rv * 0.6), (u, v + rv * 0.9), (u + ru, v + rv * 0.5)]
-    _staples(cv, staple, rng)
+    staples(cv, staple, rng)
 
 
-def _air_emphysema_prune(cv: _Canvas, A: _Anatomy, f: Finding, sides: list[str], rng: np.random.Generator
+def air_emphysema_prune(cv: Canvas, A: Anatomy, f: Finding, sides: list[str], rng: np.random.Generator
                          ) -> None:
     if cv.view == "frontal":
         for s in ("right", "left"):
@@ -160,4 +160,4 @@ def _air_emphysema_prune(cv: _Canvas, A: _Anatomy, f: Finding, sides: list[str],
             w = cv.win(0.0, 1.0, 0.0, 1.0)
             assert w is not None
             dist = np.sqrt((w.u - hu) ** 2 + (w.v - hv) ** 2)
-            cv.vgate *= 1.0 - A.vessel_prune * cv.hemi[s] * _ramp(dist - r, 0.12)
+            cv.vgate *= 1.0 - A.vessel_prune * cv.hemi[s] * ramp(dist - r, 0.12)

@@ -3,8 +3,8 @@
 Per-patient variation (from ``seed`` only): sex (breast shadows), body size/position/wall thickness, lung
 height, dome heights, cardiothoracic ratio (normal range), mediastinal width, aortic knob, rib spacing, arm
 position, exposure/contrast/gamma, detector noise, blur and a rotation of a few degrees. The same seed gives
-the same patient in both views. Also here: the severity scale used by every hook (``_sev``) and the image
-direction of a patient side on the PA view (``_sgn``).
+the same patient in both views. Also here: the severity scale every hook uses (``severity_factor``) and the
+image direction of a patient side on the PA view (``side_sign``).
 """
 
 from __future__ import annotations
@@ -19,17 +19,17 @@ _SEVERITY_SCALE = {"borderline": 0.35, "mild": 0.55, "small": 0.55, "moderate": 
                    "severe": 1.25}
 
 
-def _sev(f: Finding, default: float = 0.7) -> float:
+def severity_factor(f: Finding, default: float = 0.7) -> float:
     return _SEVERITY_SCALE.get(f.severity or "", default)
 
 
-def _sgn(side: str) -> float:
+def side_sign(side: str) -> float:
     """Image-u direction of the patient's ``side`` on a PA view (patient right = image left)."""
     return -1.0 if side == "right" else 1.0
 
 
 @dataclass
-class _Spine:
+class Spine:
     scoliosis: float = 0.0       # signed lateral amplitude (u); negative bends towards image left
     scoliosis_v: float = 0.45    # centre of the curve
     kyphosis: float = 0.0        # extra posterior bowing on the lateral view
@@ -42,7 +42,7 @@ class _Spine:
 
 
 @dataclass
-class _Anatomy:
+class Anatomy:
     female: bool
     age: float
     cx: float
@@ -94,7 +94,7 @@ class _Anatomy:
     vessel_prune: float = 0.0
     hilar_gain: float = 1.0
     shoulder: dict[str, str] = field(default_factory=dict)
-    spine: _Spine = field(default_factory=_Spine)
+    spine: Spine = field(default_factory=Spine)
     crop: float = 0.0
 
     def dome_v(self, side: str) -> float:
@@ -102,7 +102,7 @@ class _Anatomy:
         return base + self.dome_shift[side]
 
 
-def _patient(seed: int) -> _Anatomy:
+def draw_patient(seed: int) -> Anatomy:
     """Draw one patient; the number and order of draws is fixed so the seed fully defines the anatomy."""
     r = np.random.Generator(np.random.PCG64(seed))
     x = r.random(40).tolist()
@@ -111,7 +111,7 @@ def _patient(seed: int) -> _Anatomy:
     size = 0.94 + 0.1 * x[2]
     thw = (0.305 + 0.04 * x[3]) * size * (0.96 if female else 1.0)
     breast_size = (0.75 + 0.5 * x[4]) if female else 0.0
-    return _Anatomy(
+    return Anatomy(
         female=female, age=age, cx=0.5 + 0.024 * (x[5] - 0.5), thw=thw,
         apex_v=0.105 + 0.05 * x[6], lung_h=0.50 + 0.07 * x[7], dome_gap=0.012 + 0.025 * x[8],
         dome_depth=0.055 + 0.03 * x[9], ctr=0.40 + 0.07 * x[10], heart_tilt=0.42 + 0.2 * x[11],
@@ -125,5 +125,5 @@ def _patient(seed: int) -> _Anatomy:
         exposure=0.9 + 0.25 * x[31], gamma=0.9 + 0.3 * x[32], lo=0.15 + 0.08 * x[33],
         hi=0.85 + 0.08 * x[34], noise=0.010 + 0.014 * x[35], blur=0.55 + 0.75 * x[36],
         rotation=(x[37] - 0.5) * 5.0, zoom=1.0 + 0.04 * x[38], heel=(x[39] - 0.5) * 0.08,
-        spine=_Spine(seed=int(r.integers(0, 2**31))),
+        spine=Spine(seed=int(r.integers(0, 2**31))),
     )

@@ -11,19 +11,19 @@ import math
 
 import numpy as np
 
-from cxrbench.phantom.anatomy import _Anatomy, _sev, _sgn
-from cxrbench.phantom.placement import _count
+from cxrbench.phantom.anatomy import Anatomy, severity_factor, side_sign
+from cxrbench.phantom.placement import instance_count
 from cxrbench.phantom.spec import Finding
 
 
-def _a_cardiomegaly(A: _Anatomy, f: Finding, sides: list[str], rng: np.random.Generator) -> None:
+def anatomy_cardiomegaly(A: Anatomy, f: Finding, sides: list[str], rng: np.random.Generator) -> None:
     # target cardiothoracic ratio by severity (normal patients have 0.40-0.47)
     ctr = {"borderline": 0.52, "mild": 0.56, "small": 0.56, "moderate": 0.62, "large": 0.68, "severe": 0.7}
     A.heart_scale = max(A.heart_scale, ctr.get(f.severity or "", 0.6) / A.ctr)
 
 
-def _a_hyperinflation(A: _Anatomy, f: Finding, sides: list[str], rng: np.random.Generator) -> None:
-    k = _sev(f)
+def anatomy_hyperinflation(A: Anatomy, f: Finding, sides: list[str], rng: np.random.Generator) -> None:
+    k = severity_factor(f)
     emph = f.kind == "emphysema"
     for s in ("right", "left"):
         A.dome_shift[s] += (0.055 if emph else 0.045) * k
@@ -37,8 +37,8 @@ def _a_hyperinflation(A: _Anatomy, f: Finding, sides: list[str], rng: np.random.
         A.heart_tilt += 0.25
 
 
-def _a_hypoinflation(A: _Anatomy, f: Finding, sides: list[str], rng: np.random.Generator) -> None:
-    k = _sev(f)
+def anatomy_hypoinflation(A: Anatomy, f: Finding, sides: list[str], rng: np.random.Generator) -> None:
+    k = severity_factor(f)
     for s in ("right", "left"):
         A.dome_shift[s] -= 0.075 * k
     A.vessel_gain *= 1.0 + 0.45 * k
@@ -46,116 +46,116 @@ def _a_hypoinflation(A: _Anatomy, f: Finding, sides: list[str], rng: np.random.G
     A.heart_tilt -= 0.12 * k
 
 
-def _a_elevated(A: _Anatomy, f: Finding, sides: list[str], rng: np.random.Generator) -> None:
+def anatomy_elevated(A: Anatomy, f: Finding, sides: list[str], rng: np.random.Generator) -> None:
     for s in sides:
-        A.dome_shift[s] -= 0.075 * _sev(f) + 0.01
+        A.dome_shift[s] -= 0.075 * severity_factor(f) + 0.01
 
 
-def _a_flattened(A: _Anatomy, f: Finding, sides: list[str], rng: np.random.Generator) -> None:
+def anatomy_flattened(A: Anatomy, f: Finding, sides: list[str], rng: np.random.Generator) -> None:
     A.dome_depth *= 0.3
     for s in ("right", "left"):
-        A.dome_shift[s] += 0.035 * _sev(f)
+        A.dome_shift[s] += 0.035 * severity_factor(f)
 
 
-def _a_volume_loss(A: _Anatomy, f: Finding, sides: list[str], rng: np.random.Generator) -> None:
+def anatomy_volume_loss(A: Anatomy, f: Finding, sides: list[str], rng: np.random.Generator) -> None:
     for s in sides:
-        A.dome_shift[s] -= 0.04 * _sev(f)
-        A.med_shift += _sgn(s) * 0.012
-        A.heart_shift += _sgn(s) * 0.01
+        A.dome_shift[s] -= 0.04 * severity_factor(f)
+        A.med_shift += side_sign(s) * 0.012
+        A.heart_shift += side_sign(s) * 0.01
 
 
-def _a_atelectasis(A: _Anatomy, f: Finding, sides: list[str], rng: np.random.Generator) -> None:
+def anatomy_atelectasis(A: Anatomy, f: Finding, sides: list[str], rng: np.random.Generator) -> None:
     if f.zone in (None, "base", "lower"):
         for s in sides:
-            A.dome_shift[s] -= 0.012 * _sev(f)
+            A.dome_shift[s] -= 0.012 * severity_factor(f)
 
 
-def _a_shift(A: _Anatomy, f: Finding, sides: list[str], rng: np.random.Generator) -> None:
+def anatomy_shift(A: Anatomy, f: Finding, sides: list[str], rng: np.random.Generator) -> None:
     s = sides[0] if len(sides) == 1 else "right"
-    A.med_shift += _sgn(s) * 0.03 * _sev(f)
-    A.heart_shift += _sgn(s) * 0.02 * _sev(f)
+    A.med_shift += side_sign(s) * 0.03 * severity_factor(f)
+    A.heart_shift += side_sign(s) * 0.02 * severity_factor(f)
 
 
-def _a_pneumonectomy(A: _Anatomy, f: Finding, sides: list[str], rng: np.random.Generator) -> None:
+def anatomy_pneumonectomy(A: Anatomy, f: Finding, sides: list[str], rng: np.random.Generator) -> None:
     s = sides[0]
     full = f.zone is None
-    A.med_shift += _sgn(s) * (0.05 if full else 0.015)
-    A.heart_shift += _sgn(s) * (0.04 if full else 0.01)
+    A.med_shift += side_sign(s) * (0.05 if full else 0.015)
+    A.heart_shift += side_sign(s) * (0.04 if full else 0.01)
     A.dome_shift[s] -= 0.06 if full else 0.025
 
 
-def _a_mediastinum(A: _Anatomy, f: Finding, sides: list[str], rng: np.random.Generator) -> None:
-    k = _sev(f)
+def anatomy_mediastinum(A: Anatomy, f: Finding, sides: list[str], rng: np.random.Generator) -> None:
+    k = severity_factor(f)
     if f.side == "right":
         A.para_tracheal += 0.03 * k + 0.008
     else:
         A.med_widen = max(A.med_widen, 0.9 * k + 0.2)
 
 
-def _a_tortuous_aorta(A: _Anatomy, f: Finding, sides: list[str], rng: np.random.Generator) -> None:
-    k = _sev(f)
+def anatomy_tortuous_aorta(A: Anatomy, f: Finding, sides: list[str], rng: np.random.Generator) -> None:
+    k = severity_factor(f)
     A.knob_bulge += 0.02 * k + 0.006
     A.knob_r += 0.008 * k
     A.desc_bulge = max(A.desc_bulge, 0.02 * k + 0.008)
 
 
-def _a_pulmonary_artery(A: _Anatomy, f: Finding, sides: list[str], rng: np.random.Generator) -> None:
-    k = _sev(f)
+def anatomy_pulmonary_artery(A: Anatomy, f: Finding, sides: list[str], rng: np.random.Generator) -> None:
+    k = severity_factor(f)
     A.pa_bulge = max(A.pa_bulge, 0.02 * k + 0.008)
     A.hilar_gain = max(A.hilar_gain, 1.0 + 0.5 * k)
     A.vessel_prune = max(A.vessel_prune, 0.25 * k)
 
 
-def _a_congestion(A: _Anatomy, f: Finding, sides: list[str], rng: np.random.Generator) -> None:
-    k = _sev(f)
+def anatomy_congestion(A: Anatomy, f: Finding, sides: list[str], rng: np.random.Generator) -> None:
+    k = severity_factor(f)
     A.vessel_gain *= 1.0 + 0.45 * k
     A.vessel_upper = max(A.vessel_upper, 1.0 + 1.2 * k)
     A.hilar_gain = max(A.hilar_gain, 1.0 + 0.35 * k)
 
 
-def _a_markings(A: _Anatomy, f: Finding, sides: list[str], rng: np.random.Generator) -> None:
-    A.vessel_gain *= 1.0 + 0.35 * _sev(f)
+def anatomy_markings(A: Anatomy, f: Finding, sides: list[str], rng: np.random.Generator) -> None:
+    A.vessel_gain *= 1.0 + 0.35 * severity_factor(f)
 
 
-def _a_scoliosis(A: _Anatomy, f: Finding, sides: list[str], rng: np.random.Generator) -> None:
+def anatomy_scoliosis(A: Anatomy, f: Finding, sides: list[str], rng: np.random.Generator) -> None:
     side = sides[0] if len(sides) == 1 else "right"
-    A.spine.scoliosis = _sgn(side) * (0.02 + 0.036 * _sev(f))
+    A.spine.scoliosis = side_sign(side) * (0.02 + 0.036 * severity_factor(f))
     A.spine.scoliosis_v = 0.75 if f.zone == "lower" else 0.42
 
 
-def _a_kyphosis(A: _Anatomy, f: Finding, sides: list[str], rng: np.random.Generator) -> None:
-    A.spine.kyphosis = 0.015 + 0.025 * _sev(f)
+def anatomy_kyphosis(A: Anatomy, f: Finding, sides: list[str], rng: np.random.Generator) -> None:
+    A.spine.kyphosis = 0.015 + 0.025 * severity_factor(f)
     A.ap_scale *= 1.04
-    A.clav_v -= 0.015 * _sev(f)
+    A.clav_v -= 0.015 * severity_factor(f)
     A.dome_shift["right"] -= 0.01
     A.dome_shift["left"] -= 0.01
 
 
-def _a_degenerative(A: _Anatomy, f: Finding, sides: list[str], rng: np.random.Generator) -> None:
-    A.spine.degenerative = max(A.spine.degenerative, 0.5 + 0.5 * _sev(f))
+def anatomy_degenerative(A: Anatomy, f: Finding, sides: list[str], rng: np.random.Generator) -> None:
+    A.spine.degenerative = max(A.spine.degenerative, 0.5 + 0.5 * severity_factor(f))
 
 
-def _a_osteophytes(A: _Anatomy, f: Finding, sides: list[str], rng: np.random.Generator) -> None:
-    A.spine.osteophytes = max(A.spine.osteophytes, 0.6 + 0.5 * _sev(f))
+def anatomy_osteophytes(A: Anatomy, f: Finding, sides: list[str], rng: np.random.Generator) -> None:
+    A.spine.osteophytes = max(A.spine.osteophytes, 0.6 + 0.5 * severity_factor(f))
 
 
-def _a_dish(A: _Anatomy, f: Finding, sides: list[str], rng: np.random.Generator) -> None:
+def anatomy_dish(A: Anatomy, f: Finding, sides: list[str], rng: np.random.Generator) -> None:
     A.spine.dish = True
     A.spine.osteophytes = max(A.spine.osteophytes, 0.5)
 
 
-def _a_compression(A: _Anatomy, f: Finding, sides: list[str], rng: np.random.Generator) -> None:
+def anatomy_compression(A: Anatomy, f: Finding, sides: list[str], rng: np.random.Generator) -> None:
     lo, hi = (18, 21) if f.zone == "lower" else (8, 15)
-    k = _count(f, rng, 2, 3)
+    k = instance_count(f, rng, 2, 3)
     picks = sorted({int(rng.integers(lo, hi + 1)) for _ in range(k)})
     A.spine.compressed = tuple(sorted(set(A.spine.compressed) | set(picks)))
 
 
-def _a_osteopenia(A: _Anatomy, f: Finding, sides: list[str], rng: np.random.Generator) -> None:
+def anatomy_osteopenia(A: Anatomy, f: Finding, sides: list[str], rng: np.random.Generator) -> None:
     A.bone *= 0.55
 
 
-def _a_breast(A: _Anatomy, f: Finding, sides: list[str], rng: np.random.Generator) -> None:
+def anatomy_breast(A: Anatomy, f: Finding, sides: list[str], rng: np.random.Generator) -> None:
     size = max(A.breast["right"], A.breast["left"], 0.9)
     A.female = True
     if f.kind == "mastectomy":
@@ -166,19 +166,19 @@ def _a_breast(A: _Anatomy, f: Finding, sides: list[str], rng: np.random.Generato
         A.breast = {"right": max(A.breast["right"], 0.5), "left": max(A.breast["left"], 0.5)}
 
 
-def _a_shoulder(A: _Anatomy, f: Finding, sides: list[str], rng: np.random.Generator) -> None:
+def anatomy_shoulder(A: Anatomy, f: Finding, sides: list[str], rng: np.random.Generator) -> None:
     A.arms = True
     for s in sides:
         A.shoulder[s] = "prosthesis" if f.kind == "shoulder_prosthesis" else "arthritis"
 
 
-def _a_pectus(A: _Anatomy, f: Finding, sides: list[str], rng: np.random.Generator) -> None:
+def anatomy_pectus(A: Anatomy, f: Finding, sides: list[str], rng: np.random.Generator) -> None:
     A.heart_shift += 0.035
     A.ap_scale *= 0.85
     A.heart_tilt -= 0.1
 
 
-def _a_technique(A: _Anatomy, f: Finding, sides: list[str], rng: np.random.Generator) -> None:
+def anatomy_technique(A: Anatomy, f: Finding, sides: list[str], rng: np.random.Generator) -> None:
     mode = int(rng.integers(0, 3))
     if mode == 0:      # under-exposed: washed out, low contrast, noisy
         A.exposure *= 0.55

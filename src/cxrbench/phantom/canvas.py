@@ -1,9 +1,9 @@
 """The arrays of one render and the drawing primitives every other stage uses.
 
-``_Canvas`` holds the density map ``D``, the lung air map, the vessel gate, the per-side lung masks and the
-named anchor points of one render; ``_Canvas.win`` cuts a small window in normalised coordinates. Primitives:
-soft elliptical densities (``_blob``), bump and ramp profiles, low-frequency textures, and ``_Sketch``, vector
-lines and polygons rasterised with Pillow (2x supersampled) into a window. ``_expneg`` is the bit-exact
+``Canvas`` holds the density map ``D``, the lung air map, the vessel gate, the per-side lung masks and the
+named anchor points of one render; ``Canvas.win`` cuts a small window in normalised coordinates. Primitives:
+soft elliptical densities (``blob``), bump and ramp profiles, low-frequency textures, and ``Sketch``, vector
+lines and polygons rasterised with Pillow (2x supersampled) into a window. ``expneg`` is the bit-exact
 replacement for ``np.exp(-x)`` (see the package docstring). This module imports nothing from the package.
 """
 
@@ -18,7 +18,7 @@ from PIL import Image, ImageDraw, ImageFilter
 
 
 @dataclass
-class _Win:
+class Window:
     rows: slice
     cols: slice
     u: np.ndarray   # (1, w) column coordinates
@@ -29,7 +29,7 @@ class _Win:
         return self.rows, self.cols
 
 
-class _Canvas:
+class Canvas:
     """Arrays of one render: density ``D``, lung ``air``, vessel gate, per-side lung masks and geometry."""
 
     def __init__(self, n: int, view: str) -> None:
@@ -48,13 +48,13 @@ class _Canvas:
         self.lat: dict[str, float] = {}          # lateral view geometry (see _lat_geometry)
         self.lat_walls: tuple[np.ndarray, np.ndarray] | None = None
 
-    def win(self, u0: float, u1: float, v0: float, v1: float) -> _Win | None:
+    def win(self, u0: float, u1: float, v0: float, v1: float) -> Window | None:
         n = self.n
         c0, c1 = max(0, int(math.floor(u0 * n))), min(n, int(math.ceil(u1 * n)))
         r0, r1 = max(0, int(math.floor(v0 * n))), min(n, int(math.ceil(v1 * n)))
         if c1 <= c0 or r1 <= r0:
             return None
-        return _Win(slice(r0, r1), slice(c0, c1), self.c[None, c0:c1], self.c[r0:r1, None])
+        return Window(slice(r0, r1), slice(c0, c1), self.c[None, c0:c1], self.c[r0:r1, None])
 
     def gate(self, side: str | None) -> np.ndarray:
         """Where a lung finding may show: one hemithorax, or both for ``None``."""
@@ -63,7 +63,7 @@ class _Canvas:
         return self.hemi["both"]
 
 
-def _expneg(x2: np.ndarray) -> np.ndarray:
+def expneg(x2: np.ndarray) -> np.ndarray:
     """``exp(-x2)`` for ``x2 >= 0`` as ``(1 + x2/16)^-16``: only IEEE-exact + * / so every CPU agrees bit for bit
     (numpy's SIMD ``exp`` may differ in the last bit between machines)."""
     y = 1.0 / (1.0 + x2 * (1.0 / 16.0))
@@ -73,21 +73,21 @@ def _expneg(x2: np.ndarray) -> np.ndarray:
     return y * y
 
 
-def _bell(x: np.ndarray) -> np.ndarray:
-    """Gaussian bump ``exp(-x^2)`` (see :func:`_expneg`)."""
-    return _expneg(x * x)
+def bell(x: np.ndarray) -> np.ndarray:
+    """Gaussian bump ``exp(-x^2)`` (see :func:`expneg`)."""
+    return expneg(x * x)
 
 
-def _ramp(x: np.ndarray, width: float) -> np.ndarray:
+def ramp(x: np.ndarray, width: float) -> np.ndarray:
     return np.clip(x * (1.0 / width), 0.0, 1.0)
 
 
-def _smooth(x: np.ndarray) -> np.ndarray:
+def smooth(x: np.ndarray) -> np.ndarray:
     x = np.clip(x, 0.0, 1.0)
     return x * x * (3.0 - 2.0 * x)
 
 
-def _ellipse_r2(w: _Win, u: float, v: float, ru: float, rv: float, angle: float = 0.0) -> np.ndarray:
+def ellipse_r2(w: Window, u: float, v: float, ru: float, rv: float, angle: float = 0.0) -> np.ndarray:
     du, dv = w.u - u, w.v - v
     if angle:
         ca, sa = math.cos(angle), math.sin(angle)
@@ -95,7 +95,7 @@ def _ellipse_r2(w: _Win, u: float, v: float, ru: float, rv: float, angle: float 
     return (du * (1.0 / ru)) ** 2 + (dv * (1.0 / rv)) ** 2
 
 
-def _blob(cv: _Canvas, u: float, v: float, ru: float, rv: float | None = None, amp: float = 0.3, *,
+def blob(cv: Canvas, u: float, v: float, ru: float, rv: float | None = None, amp: float = 0.3, *,
           profile: str = "ball", angle: float = 0.0, gate: np.ndarray | None = None,
           target: np.ndarray | None = None, texture: np.ndarray | None = None) -> None:
     """Add an elliptical density. Profiles: ``ball`` (sphere thickness), ``gauss``, ``disk`` (sharp edge)."""
@@ -105,9 +105,9 @@ def _blob(cv: _Canvas, u: float, v: float, ru: float, rv: float | None = None, a
     w = cv.win(u - r, u + r, v - r, v + r)
     if w is None:
         return
-    r2 = _ellipse_r2(w, u, v, ru, rv, angle)
+    r2 = ellipse_r2(w, u, v, ru, rv, angle)
     if profile == "gauss":
-        shape = _expneg(2.2 * r2)
+        shape = expneg(2.2 * r2)
     elif profile == "disk":
         edge = max(1.2 * cv.px / min(ru, rv), 0.04)
         shape = np.clip((1.0 - np.sqrt(r2)) / edge, 0.0, 1.0)
@@ -127,7 +127,7 @@ def _fit(tex: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
     return np.asarray(img, dtype=np.float32)
 
 
-def _lowfreq(rng: np.random.Generator, cells: int, h: int, w: int, lo: float = 0.0) -> np.ndarray:
+def lowfreq(rng: np.random.Generator, cells: int, h: int, w: int, lo: float = 0.0) -> np.ndarray:
     """Smooth random texture in [lo, 1] of shape (h, w), built from a (cells x cells) random grid."""
     g = rng.random((cells, cells)).astype(np.float32)
     img = Image.fromarray(g, mode="F").resize((max(w, 1), max(h, 1)), Image.BICUBIC)
@@ -135,30 +135,30 @@ def _lowfreq(rng: np.random.Generator, cells: int, h: int, w: int, lo: float = 0
     return lo + (1.0 - lo) * t
 
 
-class _Sketch:
+class Sketch:
     """Vector primitives in normalised coordinates, rasterised (2x supersampled) into a window of ``D``."""
 
     def __init__(self) -> None:
         self.ops: list[tuple[str, list[tuple[float, float]], float, float]] = []
 
-    def line(self, pts: Sequence[tuple[float, float]], width: float, value: float = 1.0) -> _Sketch:
+    def line(self, pts: Sequence[tuple[float, float]], width: float, value: float = 1.0) -> Sketch:
         if len(pts) >= 2:
             self.ops.append(("line", [tuple(p) for p in pts], width, value))  # type: ignore[misc]
         return self
 
-    def poly(self, pts: Sequence[tuple[float, float]], value: float = 1.0) -> _Sketch:
+    def poly(self, pts: Sequence[tuple[float, float]], value: float = 1.0) -> Sketch:
         if len(pts) >= 3:
             self.ops.append(("poly", [tuple(p) for p in pts], 0.0, value))  # type: ignore[misc]
         return self
 
     def ellipse(self, u: float, v: float, ru: float, rv: float, value: float = 1.0, angle: float = 0.0,
-                outline: float = 0.0) -> _Sketch:
+                outline: float = 0.0) -> Sketch:
         pts = _ellipse_pts(u, v, ru, rv, angle)
         if outline > 0:
             return self.line(pts + [pts[0]], outline, value)
         return self.poly(pts, value)
 
-    def render(self, cv: _Canvas, amp: float, *, blur: float = 0.5, target: np.ndarray | None = None,
+    def render(self, cv: Canvas, amp: float, *, blur: float = 0.5, target: np.ndarray | None = None,
                gate: np.ndarray | None = None, ss: int = 2) -> None:
         if not self.ops:
             return
@@ -202,12 +202,12 @@ def _ellipse_pts(u: float, v: float, ru: float, rv: float, angle: float = 0.0, k
     return list(zip((u + x * ca - y * sa).tolist(), (v + x * sa + y * ca).tolist()))
 
 
-def _rect_pts(u: float, v: float, hw: float, hh: float, angle: float = 0.0) -> list[tuple[float, float]]:
+def rect_pts(u: float, v: float, hw: float, hh: float, angle: float = 0.0) -> list[tuple[float, float]]:
     ca, sa = math.cos(angle), math.sin(angle)
     return [(u + x * ca - y * sa, v + x * sa + y * ca) for x, y in ((-hw, -hh), (hw, -hh), (hw, hh), (-hw, hh))]
 
 
-def _bezier(p0: tuple[float, float], p1: tuple[float, float], p2: tuple[float, float],
+def bezier(p0: tuple[float, float], p1: tuple[float, float], p2: tuple[float, float],
             p3: tuple[float, float] | None = None, k: int = 16) -> list[tuple[float, float]]:
     """Quadratic (3 points) or cubic (4 points) Bezier curve sampled at ``k + 1`` points."""
     out = []
@@ -223,15 +223,15 @@ def _bezier(p0: tuple[float, float], p1: tuple[float, float], p2: tuple[float, f
     return out
 
 
-def _wobble(pts: list[tuple[float, float]], rng: np.random.Generator, amount: float
+def wobble(pts: list[tuple[float, float]], rng: np.random.Generator, amount: float
             ) -> list[tuple[float, float]]:
     jit = rng.normal(0.0, amount, (len(pts), 2))
     return [(p[0] + float(j[0]), p[1] + float(j[1])) for p, j in zip(pts, jit)]
 
 
-def _staples(cv: _Canvas, path: list[tuple[float, float]], rng: np.random.Generator, amp: float = 1.1) -> None:
-    sk = _Sketch()
-    pts = _bezier(path[0], path[1], path[2], k=14)
+def staples(cv: Canvas, path: list[tuple[float, float]], rng: np.random.Generator, amp: float = 1.1) -> None:
+    sk = Sketch()
+    pts = bezier(path[0], path[1], path[2], k=14)
     for (u0, v0), (u1, v1) in zip(pts[:-1], pts[1:]):
         mu, mv = 0.5 * (u0 + u1), 0.5 * (v0 + v1)
         du, dv = (u1 - u0) * 0.35, (v1 - v0) * 0.35

@@ -1,7 +1,7 @@
 """The stages shared by both views after the base anatomy: lung texture, composition of ``D`` and film.
 
-``_parenchyma`` mottles the lung air; ``_compose`` adds soft tissue minus lung air, bones and the gated
-vessels to ``D`` (after the air hooks, before the overlay hooks); ``_tone`` maps ``D`` through the film
+``parenchyma`` mottles the lung air; ``compose_density`` adds soft tissue minus lung air, bones and the gated
+vessels to ``D`` (after the air hooks, before the overlay hooks); ``film_tone`` maps ``D`` through the film
 curve ``I = 1 - exp(-k * D)`` with the patient's window and gamma (a lookup table), then rotates, blurs and
 adds detector noise, giving uint8.
 """
@@ -13,29 +13,29 @@ import math
 import numpy as np
 from PIL import Image, ImageFilter
 
-from cxrbench.phantom.anatomy import _Anatomy
-from cxrbench.phantom.canvas import _Canvas, _lowfreq, _ramp
+from cxrbench.phantom.anatomy import Anatomy
+from cxrbench.phantom.canvas import Canvas, lowfreq, ramp
 
 
-def _parenchyma(cv: _Canvas, rng: np.random.Generator) -> None:
+def parenchyma(cv: Canvas, rng: np.random.Generator) -> None:
     """Mottle the lung air with a coarse and a fine smooth random texture (superimposed small vessels)."""
     n = cv.n
-    coarse = _lowfreq(rng, 18, n, n)
-    fine = _lowfreq(rng, max(8, n // 6), n, n)
+    coarse = lowfreq(rng, 18, n, n)
+    fine = lowfreq(rng, max(8, n // 6), n, n)
     cv.air *= 0.84 + 0.17 * coarse + 0.12 * fine
 
 
-def _compose(A: _Anatomy, cv: _Canvas, T: np.ndarray, vessels: np.ndarray) -> None:
+def compose_density(A: Anatomy, cv: Canvas, T: np.ndarray, vessels: np.ndarray) -> None:
     """D += soft tissue minus lung air, bones and gated vessels."""
     air = np.clip(cv.air * A.air, 0.0, 1.08)
     dens = T * A.soft * (1.0 - 0.7 * air)
     v = cv.c[:, None]
-    upper = 1.0 + (A.vessel_upper - 1.0) * _ramp(0.5 - v, 0.2)
+    upper = 1.0 + (A.vessel_upper - 1.0) * ramp(0.5 - v, 0.2)
     gate = np.clip(cv.air * 1.6, 0.0, 1.0) * cv.vgate * upper
     cv.D += dens + cv.ribs + cv.bones + (0.13 * A.vessel_gain) * vessels * gate
 
 
-def _tone(A: _Anatomy, cv: _Canvas, rng: np.random.Generator) -> np.ndarray:
+def film_tone(A: Anatomy, cv: Canvas, rng: np.random.Generator) -> np.ndarray:
     """Film curve (lookup table), rotation, blur and detector noise -> uint8."""
     n = cv.n
     steps = 512

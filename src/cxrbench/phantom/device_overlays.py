@@ -13,59 +13,60 @@ import math
 
 import numpy as np
 
-from cxrbench.phantom.anatomy import _Anatomy, _sgn
-from cxrbench.phantom.canvas import _bezier, _blob, _Canvas, _rect_pts, _Sketch, _staples
-from cxrbench.phantom.frontal import _spine_u
-from cxrbench.phantom.lateral import _lat_spine_u
-from cxrbench.phantom.placement import _count, _zone_center, _zone_side
+from cxrbench.phantom.anatomy import Anatomy, side_sign
+from cxrbench.phantom.canvas import Canvas, Sketch, bezier, blob, rect_pts, staples
+from cxrbench.phantom.frontal import spine_u
+from cxrbench.phantom.lateral import lat_spine_u
+from cxrbench.phantom.placement import instance_count, zone_center, zone_side
 from cxrbench.phantom.spec import Finding
 
 
-def _ov_shoulder_prosthesis(cv: _Canvas, A: _Anatomy, f: Finding, sides: list[str], rng: np.random.Generator
+def overlay_shoulder_prosthesis(cv: Canvas, A: Anatomy, f: Finding, sides: list[str], rng: np.random.Generator
                             ) -> None:
     for s in sides:
         if cv.view == "lateral":
             g = cv.lat
             hu, hv = g["uc"] + 0.05, A.apex_v + 0.05
         else:
-            hu, hv = cv.anchor.get(f"humerus_{s}", (A.cx + _sgn(s) * (A.thw + A.wall + 0.035), A.apex_v + 0.02))
-        sk = _Sketch().ellipse(hu, hv, 0.046, 0.05, 1.0)
-        sk.poly(_rect_pts(hu + _sgn(s) * 0.008, hv + 0.15, 0.011, 0.12), 1.0)
+            hu, hv = cv.anchor.get(f"humerus_{s}",
+                                   (A.cx + side_sign(s) * (A.thw + A.wall + 0.035), A.apex_v + 0.02))
+        sk = Sketch().ellipse(hu, hv, 0.046, 0.05, 1.0)
+        sk.poly(rect_pts(hu + side_sign(s) * 0.008, hv + 0.15, 0.011, 0.12), 1.0)
         sk.render(cv, 1.4, blur=0.6)
 
 
-def _ov_spinal_fusion(cv: _Canvas, A: _Anatomy, f: Finding, sides: list[str], rng: np.random.Generator) -> None:
+def overlay_spinal_fusion(cv: Canvas, A: Anatomy, f: Finding, sides: list[str], rng: np.random.Generator) -> None:
     v0 = {"upper": -0.02, "lower": 0.72}.get(f.zone or "", 0.3 + 0.2 * float(rng.random()))
     v1 = v0 + 0.2 + 0.1 * float(rng.random())
-    sk = _Sketch()
+    sk = Sketch()
     if cv.view == "frontal":
         for side in (-1, 1):
-            pts = [(_spine_u(A, vv) + side * 0.024, vv) for vv in np.linspace(v0, v1, 6)]
+            pts = [(spine_u(A, vv) + side * 0.024, vv) for vv in np.linspace(v0, v1, 6)]
             sk.line(pts, 0.006, 1.0)
             for vv in np.linspace(v0 + 0.01, v1 - 0.01, 4):
-                sk.line([(_spine_u(A, vv) + side * 0.03, vv), (_spine_u(A, vv) + side * 0.012, vv)], 0.008, 1.0)
+                sk.line([(spine_u(A, vv) + side * 0.03, vv), (spine_u(A, vv) + side * 0.012, vv)], 0.008, 1.0)
     else:
         g = cv.lat
-        pts = [(_lat_spine_u(A, g, vv) + 0.11, vv) for vv in np.linspace(v0, v1, 6)]
+        pts = [(lat_spine_u(A, g, vv) + 0.11, vv) for vv in np.linspace(v0, v1, 6)]
         sk.line(pts, 0.007, 1.0)
         for vv in np.linspace(v0 + 0.01, v1 - 0.01, 4):
-            sk.line([(_lat_spine_u(A, g, vv) + 0.11, vv), (_lat_spine_u(A, g, vv) + 0.03, vv + 0.004)], 0.006, 1.0)
+            sk.line([(lat_spine_u(A, g, vv) + 0.11, vv), (lat_spine_u(A, g, vv) + 0.03, vv + 0.004)], 0.006, 1.0)
     sk.render(cv, 1.3, blur=0.6)
 
 
-def _ov_lung_sutures(cv: _Canvas, A: _Anatomy, f: Finding, sides: list[str], rng: np.random.Generator) -> None:
+def overlay_lung_sutures(cv: Canvas, A: Anatomy, f: Finding, sides: list[str], rng: np.random.Generator) -> None:
     for s0 in sides:
-        s = _zone_side(f.zone, s0)
-        u, v, ru, rv = _zone_center(cv, A, s, f.zone or "upper", rng)
+        s = zone_side(f.zone, s0)
+        u, v, ru, rv = zone_center(cv, A, s, f.zone or "upper", rng)
         a = float(rng.uniform(-0.6, 0.6))
         ln = 0.05 + 0.03 * rng.random()
         path = [(u - ln * math.cos(a), v - ln * math.sin(a)), (u, v + 0.015),
                 (u + ln * math.cos(a), v + ln * math.sin(a))]
-        _staples(cv, path, rng)
-        _blob(cv, u, v, ru * 0.7, rv * 0.5, 0.06, profile="gauss", gate=cv.gate(s))
+        staples(cv, path, rng)
+        blob(cv, u, v, ru * 0.7, rv * 0.5, 0.06, profile="gauss", gate=cv.gate(s))
 
 
-def _clip_shape(sk: _Sketch, u: float, v: float, size: float, angle: float) -> None:
+def _clip_shape(sk: Sketch, u: float, v: float, size: float, angle: float) -> None:
     ca, sa = math.cos(angle), math.sin(angle)
     a = (u - size * ca, v - size * sa)
     b = (u + size * ca, v + size * sa)
@@ -74,38 +75,38 @@ def _clip_shape(sk: _Sketch, u: float, v: float, size: float, angle: float) -> N
     sk.line([a, tip], 0.0035, 1.0)
 
 
-def _ov_surgical_clips(cv: _Canvas, A: _Anatomy, f: Finding, sides: list[str], rng: np.random.Generator) -> None:
+def overlay_surgical_clips(cv: Canvas, A: Anatomy, f: Finding, sides: list[str], rng: np.random.Generator) -> None:
     for s0 in sides:
-        s = _zone_side(f.zone, s0)
+        s = zone_side(f.zone, s0)
         if f.zone == "apex" and cv.view == "frontal":
-            u, v = A.cx + _sgn(s) * 0.06, A.apex_v - 0.02
+            u, v = A.cx + side_sign(s) * 0.06, A.apex_v - 0.02
             ru, rv = 0.025, 0.03
         else:
-            u, v, ru, rv = _zone_center(cv, A, s, f.zone or str(rng.choice(["hilum", "upper", "middle"])), rng)
-        sk = _Sketch()
+            u, v, ru, rv = zone_center(cv, A, s, f.zone or str(rng.choice(["hilum", "upper", "middle"])), rng)
+        sk = Sketch()
         for _ in range(int(rng.integers(3, 8))):
             _clip_shape(sk, u + float(rng.normal(0, 0.5)) * ru, v + float(rng.normal(0, 0.5)) * rv,
                         0.007 + 0.003 * rng.random(), float(rng.uniform(0, math.pi)))
         sk.render(cv, 1.2, blur=0.5)
 
 
-def _ov_abdominal_clips(cv: _Canvas, A: _Anatomy, f: Finding, sides: list[str], rng: np.random.Generator) -> None:
+def overlay_abdominal_clips(cv: Canvas, A: Anatomy, f: Finding, sides: list[str], rng: np.random.Generator) -> None:
     s = sides[0] if f.side in ("right", "left") else "right"
     if cv.view == "frontal":
-        u, v = A.cx + _sgn(s) * 0.45 * A.thw, A.dome_v(s) + A.dome_depth + 0.08
+        u, v = A.cx + side_sign(s) * 0.45 * A.thw, A.dome_v(s) + A.dome_depth + 0.08
     else:
         g = cv.lat
         u, v = g["ant"] + 0.35 * g["depth"], A.dome_v(s) + 0.1
-    sk = _Sketch()
+    sk = Sketch()
     for _ in range(int(rng.integers(3, 7))):
         _clip_shape(sk, u + float(rng.normal(0, 0.02)), v + float(rng.normal(0, 0.015)),
                     0.008 + 0.003 * rng.random(), float(rng.uniform(0, math.pi)))
     sk.render(cv, 1.2, blur=0.5)
 
 
-def _ov_sternotomy(cv: _Canvas, A: _Anatomy, f: Finding, sides: list[str], rng: np.random.Generator,
+def overlay_sternotomy(cv: Canvas, A: Anatomy, f: Finding, sides: list[str], rng: np.random.Generator,
                    clips: bool = True) -> None:
-    sk = _Sketch()
+    sk = Sketch()
     if cv.view == "frontal":
         cxm = A.cx + A.med_shift
         v0, v1 = A.apex_v + 0.1, cv.anchor["heart"][1] - 0.02
@@ -126,38 +127,38 @@ def _ov_sternotomy(cv: _Canvas, A: _Anatomy, f: Finding, sides: list[str], rng: 
     sk.render(cv, 1.3, blur=0.5)
 
 
-def _ov_valve(cv: _Canvas, A: _Anatomy, f: Finding, sides: list[str], rng: np.random.Generator) -> None:
+def overlay_valve(cv: Canvas, A: Anatomy, f: Finding, sides: list[str], rng: np.random.Generator) -> None:
     hu, hv = cv.anchor["heart"]
     u, v = (hu - 0.03, hv - 0.05) if cv.view == "frontal" else (hu + 0.03, hv - 0.06)
-    sk = _Sketch().ellipse(u, v, 0.022, 0.012, 1.0, angle=0.6, outline=0.006)
+    sk = Sketch().ellipse(u, v, 0.022, 0.012, 1.0, angle=0.6, outline=0.006)
     for t in (0.0, 2.1, 4.2):
         sk.line([(u + 0.02 * math.cos(t), v + 0.011 * math.sin(t)), (u + 0.02 * math.cos(t), v - 0.02)], 0.003, 1.0)
     sk.render(cv, 1.2, blur=0.5)
-    _ov_sternotomy(cv, A, f, sides, rng, clips=False)
+    overlay_sternotomy(cv, A, f, sides, rng, clips=False)
 
 
-def _lead_path(cv: _Canvas, start: tuple[float, float], end: tuple[float, float], rng: np.random.Generator
+def _lead_path(cv: Canvas, start: tuple[float, float], end: tuple[float, float], rng: np.random.Generator
                ) -> list[tuple[float, float]]:
     su, sv = cv.anchor["svc"]
     ra = cv.anchor["ra"]
     mid = (su + float(rng.normal(0, 0.005)), sv - 0.02)
-    first = _bezier(start, (start[0] * 0.5 + su * 0.5, start[1] - 0.05), mid, k=12)
-    second = _bezier(mid, (ra[0] - 0.01, ra[1] + 0.02), end, k=12)
+    first = bezier(start, (start[0] * 0.5 + su * 0.5, start[1] - 0.05), mid, k=12)
+    second = bezier(mid, (ra[0] - 0.01, ra[1] + 0.02), end, k=12)
     return first + second[1:]
 
 
-def _ov_pacemaker(cv: _Canvas, A: _Anatomy, f: Finding, sides: list[str], rng: np.random.Generator) -> None:
+def overlay_pacemaker(cv: Canvas, A: Anatomy, f: Finding, sides: list[str], rng: np.random.Generator) -> None:
     s = sides[0]
     if cv.view == "frontal":
         cu, cvv = cv.anchor[f"clavicle_lat_{s}"]
-        gu, gv = cu - _sgn(s) * 0.02, cvv + 0.065
-        box = _rect_pts(gu, gv, 0.04, 0.028, angle=float(rng.normal(0, 0.2)))
+        gu, gv = cu - side_sign(s) * 0.02, cvv + 0.065
+        box = rect_pts(gu, gv, 0.04, 0.028, angle=float(rng.normal(0, 0.2)))
     else:
         g = cv.lat
         gu, gv = g["ant"] + 0.02, A.apex_v + 0.1
-        box = _rect_pts(gu, gv, 0.012, 0.03, angle=0.2)
-    sk = _Sketch().poly(box, 1.0)
-    leads = _Sketch()
+        box = rect_pts(gu, gv, 0.012, 0.03, angle=0.2)
+    sk = Sketch().poly(box, 1.0)
+    leads = Sketch()
     targets = [cv.anchor["rv_apex"], cv.anchor["ra"]][: int(rng.integers(1, 3))]
     for i, end in enumerate(targets):
         end = (end[0] + float(rng.normal(0, 0.006)), end[1] + float(rng.normal(0, 0.006)))
@@ -167,45 +168,45 @@ def _ov_pacemaker(cv: _Canvas, A: _Anatomy, f: Finding, sides: list[str], rng: n
     sk.render(cv, 1.8, blur=0.6)
 
 
-def _ov_catheter(cv: _Canvas, A: _Anatomy, f: Finding, sides: list[str], rng: np.random.Generator) -> None:
+def overlay_catheter(cv: Canvas, A: Anatomy, f: Finding, sides: list[str], rng: np.random.Generator) -> None:
     s = sides[0]
-    sg = _sgn(s)
+    sg = side_sign(s)
     su, sv = cv.anchor["svc"]
     tip = (su + float(rng.normal(0, 0.004)), sv + 0.01 + float(rng.uniform(0, 0.05)))
-    sk = _Sketch()
+    sk = Sketch()
     if cv.view == "lateral":
         g = cv.lat
-        path = _bezier((g["uc"] - 0.06, -0.01), (g["uc"] - 0.06, A.apex_v + 0.05), tip, k=16)
+        path = bezier((g["uc"] - 0.06, -0.01), (g["uc"] - 0.06, A.apex_v + 0.05), tip, k=16)
         sk.line(path, 0.005, 1.0)
         sk.render(cv, 0.8, blur=0.5)
         return
     route = int(rng.integers(0, 4))
     if route == 0:     # internal jugular
         start = (A.cx + sg * 0.06, -0.01)
-        path = _bezier(start, (A.cx + sg * 0.05, A.apex_v + 0.05), tip, k=16)
+        path = bezier(start, (A.cx + sg * 0.05, A.apex_v + 0.05), tip, k=16)
     elif route == 1:   # subclavian
         cu, cvv = cv.anchor[f"clavicle_lat_{s}"]
         start = (cu + sg * 0.05, cvv + 0.02)
-        path = _bezier(start, (A.cx + sg * 0.08, cvv + 0.03), (su + sg * 0.01, sv - 0.06), tip, k=18)
+        path = bezier(start, (A.cx + sg * 0.08, cvv + 0.03), (su + sg * 0.01, sv - 0.06), tip, k=18)
     elif route == 2:   # PICC from the arm
         start = (A.cx + sg * (A.thw + A.wall + 0.08), A.apex_v + 0.12)
-        path = _bezier(start, (A.cx + sg * (A.thw * 0.7), A.apex_v + 0.03), (su + sg * 0.02, sv - 0.07), tip, k=20)
+        path = bezier(start, (A.cx + sg * (A.thw * 0.7), A.apex_v + 0.03), (su + sg * 0.02, sv - 0.07), tip, k=20)
     else:              # chest port
         cu, cvv = cv.anchor[f"clavicle_{s}"]
         port = (cu, cvv + 0.075)
         sk.ellipse(port[0], port[1], 0.016, 0.014, 1.0, outline=0.005)
         sk.ellipse(port[0], port[1], 0.006, 0.005, 0.8)
-        path = _bezier(port, (A.cx + sg * 0.07, cvv - 0.05), (su, sv - 0.08), tip, k=18)
+        path = bezier(port, (A.cx + sg * 0.07, cvv - 0.05), (su, sv - 0.08), tip, k=18)
     sk.line(path, 0.0055, 1.0)
     sk.render(cv, 0.85, blur=0.5)
 
 
-def _ov_tube(cv: _Canvas, A: _Anatomy, f: Finding, sides: list[str], rng: np.random.Generator) -> None:
+def overlay_tube(cv: Canvas, A: Anatomy, f: Finding, sides: list[str], rng: np.random.Generator) -> None:
     tu, tv = cv.anchor["trachea_top"]
     cu, cvv = cv.anchor["carina"]
     end = (cu + 0.002, cvv - 0.045 - 0.02 * float(rng.random()))
-    sk = _Sketch()
-    ett = _bezier((tu, -0.01), ((tu + end[0]) / 2, A.apex_v), end, k=10)
+    sk = Sketch()
+    ett = bezier((tu, -0.01), ((tu + end[0]) / 2, A.apex_v), end, k=10)
     sk.line(ett, 0.0035, 1.0)
     # enteric tube: down the oesophagus behind the heart into the stomach
     gu, gv = cv.anchor["stomach"]
@@ -220,20 +221,20 @@ def _ov_tube(cv: _Canvas, A: _Anatomy, f: Finding, sides: list[str], rng: np.ran
     sk.render(cv, 0.95, blur=0.5)
 
 
-def _ov_stent(cv: _Canvas, A: _Anatomy, f: Finding, sides: list[str], rng: np.random.Generator) -> None:
+def overlay_stent(cv: Canvas, A: Anatomy, f: Finding, sides: list[str], rng: np.random.Generator) -> None:
     if f.zone == "retrocardiac":
         if cv.view == "frontal":
             ku, kv = cv.anchor["knob"]
             center, length, radius, angle = (ku - 0.005, kv + 0.12), 0.09, 0.014, math.pi / 2
         else:
             g = cv.lat
-            center, length, radius, angle = (_lat_spine_u(A, g, 0.5) - 0.02, 0.5), 0.1, 0.014, math.pi / 2
+            center, length, radius, angle = (lat_spine_u(A, g, 0.5) - 0.02, 0.5), 0.1, 0.014, math.pi / 2
     else:
         hu, hv = cv.anchor["heart"]
         center, length, radius, angle = (hu + float(rng.normal(0, 0.02)), hv - 0.04), 0.03, 0.005, \
             float(rng.uniform(0.3, 1.2))
     ca, sa = math.cos(angle), math.sin(angle)
-    sk = _Sketch()
+    sk = Sketch()
     zig = []
     for i in range(13):
         t = -length / 2 + length * i / 12
@@ -247,8 +248,8 @@ def _ov_stent(cv: _Canvas, A: _Anatomy, f: Finding, sides: list[str], rng: np.ra
     sk.render(cv, 1.0, blur=0.5)
 
 
-def _ov_medical_device(cv: _Canvas, A: _Anatomy, f: Finding, sides: list[str], rng: np.random.Generator) -> None:
-    sk = _Sketch()
+def overlay_medical_device(cv: Canvas, A: Anatomy, f: Finding, sides: list[str], rng: np.random.Generator) -> None:
+    sk = Sketch()
     for _ in range(int(rng.integers(3, 6))):
         if cv.view == "frontal":
             u = A.cx + float(rng.uniform(-1.0, 1.0)) * A.thw * 0.9
@@ -259,16 +260,16 @@ def _ov_medical_device(cv: _Canvas, A: _Anatomy, f: Finding, sides: list[str], r
         sk.ellipse(u, v, 0.009, 0.009, 1.0, outline=0.0025)
         sk.ellipse(u, v, 0.003, 0.003, 1.0)
         end = (float(rng.choice([-0.02, 1.02])), v + float(rng.uniform(-0.2, 0.2)))
-        sk.line(_bezier((u, v), ((u + end[0]) / 2, v + float(rng.uniform(-0.1, 0.1))), end, k=10), 0.0025, 0.6)
+        sk.line(bezier((u, v), ((u + end[0]) / 2, v + float(rng.uniform(-0.1, 0.1))), end, k=10), 0.0025, 0.6)
     sk.render(cv, 0.7, blur=0.5)
 
 
-def _ov_foreign_body(cv: _Canvas, A: _Anatomy, f: Finding, sides: list[str], rng: np.random.Generator) -> None:
+def overlay_foreign_body(cv: Canvas, A: Anatomy, f: Finding, sides: list[str], rng: np.random.Generator) -> None:
     for s0 in sides:
-        s = _zone_side(f.zone, s0)
-        u, v, ru, rv = _zone_center(cv, A, s, f.zone, rng)
-        sk = _Sketch()
-        for _ in range(_count(f, rng, 2, 5)):
+        s = zone_side(f.zone, s0)
+        u, v, ru, rv = zone_center(cv, A, s, f.zone, rng)
+        sk = Sketch()
+        for _ in range(instance_count(f, rng, 2, 5)):
             cu, cvv = u + float(rng.normal(0, 0.4)) * ru, v + float(rng.normal(0, 0.4)) * rv
             r = 0.006 + 0.009 * rng.random()
             pts = [(cu + r * (0.6 + 0.6 * rng.random()) * math.cos(t), cvv + r * (0.6 + 0.6 * rng.random()) * math.sin(t))

@@ -23,11 +23,11 @@ import math
 import numpy as np
 from PIL import Image, ImageDraw
 
-from cxrbench.phantom.anatomy import _Anatomy, _sgn
-from cxrbench.phantom.canvas import _bell, _Canvas, _ellipse_r2, _ramp, _rect_pts, _Sketch, _smooth
+from cxrbench.phantom.anatomy import Anatomy, side_sign
+from cxrbench.phantom.canvas import Canvas, Sketch, bell, ellipse_r2, ramp, rect_pts, smooth
 
 
-def _heart_geometry(A: _Anatomy) -> dict[str, float]:
+def _heart_geometry(A: Anatomy) -> dict[str, float]:
     w0 = A.ctr * 2.0 * A.thw
     s = A.heart_scale
     width = w0 * s
@@ -40,66 +40,66 @@ def _heart_geometry(A: _Anatomy) -> dict[str, float]:
             "right": A.cx + A.med_shift + A.heart_shift - 0.3 * width}
 
 
-def _lung_bounds(A: _Anatomy, side: str, v: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def _lung_bounds(A: Anatomy, side: str, v: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Medial and lateral image-u boundary of one lung for rows ``v`` (1-D)."""
-    sg = _sgn(side)
+    sg = side_sign(side)
     L = A.dome_v(side) - A.apex_v
     t = np.clip((v - A.apex_v) / (0.5 * L), 0.0, 1.0)
     lat_w = A.thw * (0.40 + 0.60 * np.sqrt(t)) * (1.0 + 0.035 * np.clip((v - A.apex_v) / L, 0, 1.2))
     lat = A.cx + sg * lat_w
     cxm = A.cx + A.med_shift
-    upper = _bell((v - A.apex_v) / 0.12)
+    upper = bell((v - A.apex_v) / 0.12)
     med = A.med_w * (1.0 + A.med_widen) + 0.012 * upper
     if side == "left":
         knob_v = A.apex_v + 0.21
-        med = med + A.knob_bulge * _bell((v - knob_v) / A.knob_r)
-        med = med + A.desc_bulge * _bell((v - knob_v - 0.09) / 0.06)
-        med = med + A.pa_bulge * _bell((v - knob_v - 0.075) / 0.03)
+        med = med + A.knob_bulge * bell((v - knob_v) / A.knob_r)
+        med = med + A.desc_bulge * bell((v - knob_v - 0.09) / 0.06)
+        med = med + A.pa_bulge * bell((v - knob_v - 0.075) / 0.03)
     else:
-        med = med + A.para_tracheal * _bell((v - A.apex_v - 0.14) / 0.08)
+        med = med + A.para_tracheal * bell((v - A.apex_v - 0.14) / 0.08)
     return (cxm + sg * med).astype(np.float32), lat.astype(np.float32)
 
 
-def _dome_curve(A: _Anatomy, side: str, u: np.ndarray) -> np.ndarray:
-    sg = _sgn(side)
+def dome_curve(A: Anatomy, side: str, u: np.ndarray) -> np.ndarray:
+    sg = side_sign(side)
     peak = A.cx + sg * 0.47 * A.thw
     return (A.dome_v(side) + A.dome_depth * ((u - peak) / (0.55 * A.thw)) ** 2).astype(np.float32)
 
 
-def _frontal_body(A: _Anatomy, cv: _Canvas) -> np.ndarray:
+def _frontal_body(A: Anatomy, cv: Canvas) -> np.ndarray:
     """Soft-tissue thickness T in [0, 1]: torso (neck, shoulders, chest, abdomen) plus arms."""
     v = cv.c
     neck, chest = 0.085 + 0.01 * A.soft, A.thw + A.wall
     sh_v = A.apex_v - 0.02 + A.clav_v
     shoulder = chest + 0.1
-    up = _smooth((v - (sh_v - 0.1)) / 0.11)
-    down = _smooth((v - (sh_v + 0.02)) / 0.2)
+    up = smooth((v - (sh_v - 0.1)) / 0.11)
+    down = smooth((v - (sh_v + 0.02)) / 0.2)
     bw = neck + (shoulder - neck) * up
     bw = bw + (chest - shoulder) * down
-    bw = bw * (1.0 - 0.03 * _smooth((v - A.dome_v("left") - 0.05) / 0.2))
+    bw = bw * (1.0 - 0.03 * smooth((v - A.dome_v("left") - 0.05) / 0.2))
     x = (cv.c[None, :] - A.cx) * (1.0 / bw)[:, None]
     T = np.clip(1.0 - x * x, 0.0, 1.0)
     np.sqrt(T, out=T)
     if A.arms:
         for side in ("right", "left"):
-            sg = _sgn(side)
+            sg = side_sign(side)
             ua = A.cx + sg * (chest + A.arm_gap + A.arm_r)
             w = cv.win(ua - A.arm_r, ua + A.arm_r, sh_v, 1.0)
             if w is None:
                 continue
             xa = (w.u - ua) / A.arm_r
-            arm = np.sqrt(np.clip(1.0 - xa * xa, 0.0, 1.0)) * _smooth((w.v - sh_v) / 0.06)
+            arm = np.sqrt(np.clip(1.0 - xa * xa, 0.0, 1.0)) * smooth((w.v - sh_v) / 0.06)
             np.maximum(T[w.idx], 0.5 * arm, out=T[w.idx])
     return T
 
 
-def _frontal_lungs(A: _Anatomy, cv: _Canvas) -> None:
+def _frontal_lungs(A: Anatomy, cv: Canvas) -> None:
     """Per-side lung masks (cv.hemi) and the lung air map (cv.air), heart and mediastinum excluded."""
     n = cv.n
     e = 1.3 / n
     both = np.zeros((n, n), np.float32)
     for side in ("right", "left"):
-        sg = _sgn(side)
+        sg = side_sign(side)
         med_all, lat_all = _lung_bounds(A, side, cv.c)
         cv.lung_rows[side] = (med_all, lat_all)
         v_bot = A.dome_v(side) + A.dome_depth * 1.25 + 0.01
@@ -110,33 +110,33 @@ def _frontal_lungs(A: _Anatomy, cv: _Canvas) -> None:
         med, lat = med_all[w.rows, None], lat_all[w.rows, None]
         apex_u = A.cx + sg * (A.med_w + 0.45 * A.thw * 0.4 + 0.02)
         top = A.apex_v + 9.0 * (w.u - apex_u) ** 2
-        bot = _dome_curve(A, side, w.u)
+        bot = dome_curve(A, side, w.u)
         d_lat = sg * (lat - w.u)
         d_med = sg * (w.u - med)
         d_top = w.v - top
         d_bot = bot - w.v
-        m = _ramp(d_lat, e) * _ramp(d_med, e) * _ramp(d_top, e) * _ramp(d_bot, e)
+        m = ramp(d_lat, e) * ramp(d_med, e) * ramp(d_top, e) * ramp(d_bot, e)
         cv.hemi[side] = np.zeros((n, n), np.float32)
         cv.hemi[side][w.idx] = m
         both[w.idx] += m
-        bevel = (0.72 + 0.28 * _ramp(d_lat, 0.07)) * (0.55 + 0.45 * _ramp(d_top, 0.14))
-        bevel *= 0.86 + 0.14 * _ramp(d_bot, 0.1)
+        bevel = (0.72 + 0.28 * ramp(d_lat, 0.07)) * (0.55 + 0.45 * ramp(d_top, 0.14))
+        bevel *= 0.86 + 0.14 * ramp(d_bot, 0.1)
         cv.air[w.idx] += m * bevel
-        cv.anchor[f"cp_{side}"] = (float(A.cx + sg * A.thw * 1.0), float(_dome_curve(
+        cv.anchor[f"cp_{side}"] = (float(A.cx + sg * A.thw * 1.0), float(dome_curve(
             A, side, np.array([A.cx + sg * A.thw]))[0]))
     cv.hemi["both"] = np.minimum(both, 1.0)
 
 
-def _frontal_heart(A: _Anatomy, cv: _Canvas) -> dict[str, float]:
+def _frontal_heart(A: Anatomy, cv: Canvas) -> dict[str, float]:
     h = _heart_geometry(A)
     reach = max(h["a"], h["b"]) + 0.03
     w = cv.win(h["u"] - reach - 0.05, h["u"] + reach, h["v"] - reach, h["v"] + reach)
     if w is not None:
-        r2 = _ellipse_r2(w, h["u"], h["v"], h["a"], h["b"], h["angle"])
+        r2 = ellipse_r2(w, h["u"], h["v"], h["a"], h["b"], h["angle"])
         edge = 1.5 * cv.px / min(h["a"], h["b"])
         hm = np.clip((1.0 - np.sqrt(r2)) / edge, 0.0, 1.0)
         ra_u, ra_v, ra_r = h["right"] + 0.17 * h["width"], h["v"] + 0.05, 0.17 * h["width"]
-        ra = np.clip((1.0 - np.sqrt(_ellipse_r2(w, ra_u, ra_v, ra_r, ra_r * 1.05))) / (1.5 * cv.px / ra_r), 0, 1)
+        ra = np.clip((1.0 - np.sqrt(ellipse_r2(w, ra_u, ra_v, ra_r, ra_r * 1.05))) / (1.5 * cv.px / ra_r), 0, 1)
         hm = np.maximum(hm, ra)
         cv.air[w.idx] *= 1.0 - 0.88 * hm
     ca, sa = math.cos(h["angle"]), math.sin(h["angle"])
@@ -147,7 +147,7 @@ def _frontal_heart(A: _Anatomy, cv: _Canvas) -> dict[str, float]:
     return h
 
 
-def _frontal_airways(A: _Anatomy, cv: _Canvas) -> None:
+def _frontal_airways(A: Anatomy, cv: Canvas) -> None:
     cxm = A.cx + A.med_shift
     car_v = A.apex_v + 0.23
     knob_v = A.apex_v + 0.21
@@ -155,7 +155,7 @@ def _frontal_airways(A: _Anatomy, cv: _Canvas) -> None:
     cv.anchor["svc"] = (cxm - A.med_w * 0.55, car_v + 0.045)
     cv.anchor["knob"] = (cxm + A.med_w + A.knob_bulge - A.knob_r * 0.7, knob_v)
     cv.anchor["trachea_top"] = (A.cx + 0.004, 0.0)
-    sk = _Sketch()
+    sk = Sketch()
     trachea = [(A.cx + 0.004, -0.02), (A.cx, A.apex_v), (cxm - 0.004 - 0.2 * A.knob_bulge, knob_v - 0.02),
                (cxm, car_v)]
     sk.line(trachea, 0.034, 1.0)
@@ -164,14 +164,14 @@ def _frontal_airways(A: _Anatomy, cv: _Canvas) -> None:
     sk.render(cv, -0.18, blur=2.0, ss=1)
 
 
-def _rib_field(A: _Anatomy, cv: _Canvas) -> None:
+def _rib_field(A: Anatomy, cv: Canvas) -> None:
     """Posterior ribs as a phase field: convex-upward bands with bright cortical margins; anterior ribs fainter."""
     v0 = A.apex_v - 0.045 + A.clav_v * 0.3
     v1 = max(A.dome_v("right"), A.dome_v("left")) + 0.12
     span = 1.0 / (v1 - v0)
     bone = A.bone
     for side in ("right", "left"):
-        sg = _sgn(side)
+        sg = side_sign(side)
         w = cv.win(min(A.cx, A.cx + sg * A.thw * 1.05), max(A.cx, A.cx + sg * A.thw * 1.05), v0 - 0.06, v1)
         if w is None:
             continue
@@ -187,32 +187,32 @@ def _rib_field(A: _Anatomy, cv: _Canvas) -> None:
         x = f * (1.0 / (0.40 + 0.12 * t))
         x2 = (2.0 * x - 1.0) ** 2
         prof = np.where(x < 1.0, 0.5 + 0.5 * x2 * x2, 0.0)
-        fade = _ramp(t - 0.06, 0.07) * _ramp(1.04 - t, 0.03) * _ramp(phase - 0.6, 0.3)
-        fade *= 1.0 - 0.6 * _ramp(w.v - (A.dome_v(side) + 0.03), 0.08)
+        fade = ramp(t - 0.06, 0.07) * ramp(1.04 - t, 0.03) * ramp(phase - 0.6, 0.3)
+        fade *= 1.0 - 0.6 * ramp(w.v - (A.dome_v(side) + 0.03), 0.08)
         # anterior ribs: descend medially and end before the costal cartilage
         pa = (A.rib_n * 0.62) * (w.v + 0.13 * (t - 1.0) - v0 - 0.1) * span + 0.3
         fa = pa - np.floor(pa)
         ant = np.where(fa < 0.38, 1.0 - (fa * (1.0 / 0.19) - 1.0) ** 2, 0.0)
-        ant *= _ramp(t - 0.32, 0.18) * _ramp(1.02 - t, 0.03) * _ramp(pa - 0.5, 0.2)
-        ant *= 1.0 - _ramp(w.v - A.dome_v(side), 0.05)
+        ant *= ramp(t - 0.32, 0.18) * ramp(1.02 - t, 0.03) * ramp(pa - 0.5, 0.2)
+        ant *= 1.0 - ramp(w.v - A.dome_v(side), 0.05)
         cv.ribs[w.idx] += bone * (0.095 * prof * fade + 0.035 * ant)
 
 
-def _spine_u(A: _Anatomy, v: float) -> float:
+def spine_u(A: Anatomy, v: float) -> float:
     s = A.spine
     off = s.scoliosis * math.exp(-(((v - s.scoliosis_v) / 0.2) ** 2))
     off -= 0.45 * s.scoliosis * math.exp(-(((v - s.scoliosis_v - 0.38) / 0.14) ** 2))
     return A.cx + off
 
 
-def _frontal_bones(A: _Anatomy, cv: _Canvas) -> None:
+def _frontal_bones(A: Anatomy, cv: Canvas) -> None:
     """Spine, clavicles, scapulae and humeral heads as vector shapes into ``cv.bones``."""
     s = A.spine
     rng = np.random.Generator(np.random.PCG64([s.seed, 11]))
-    low = _Sketch()   # faint: scapulae
-    sk = _Sketch()
+    low = Sketch()   # faint: scapulae
+    sk = Sketch()
     for side in ("right", "left"):
-        sg = _sgn(side)
+        sg = side_sign(side)
         edge = A.cx + sg * (A.thw * 0.93)
         low.poly([(A.cx + sg * (A.thw + 0.06), A.apex_v + 0.01), (edge, A.apex_v + 0.04),
                   (A.cx + sg * A.thw * 0.8, A.apex_v + 0.26), (A.cx + sg * (A.thw + 0.02), A.apex_v + 0.12)], 0.5)
@@ -225,10 +225,10 @@ def _frontal_bones(A: _Anatomy, cv: _Canvas) -> None:
         if idx in s.compressed:
             hgt *= 0.6
             wid *= 1.12
-        uc = _spine_u(A, v + hgt / 2)
-        tilt = (_spine_u(A, v + hgt) - _spine_u(A, v)) / hgt
+        uc = spine_u(A, v + hgt / 2)
+        tilt = (spine_u(A, v + hgt) - spine_u(A, v)) / hgt
         val = 0.42 + (0.5 if idx in s.compressed else 0.0) + 0.12 * s.degenerative
-        sk.poly(_rect_pts(uc, v + hgt / 2, wid / 2, hgt / 2, angle=-0.6 * tilt), val)
+        sk.poly(rect_pts(uc, v + hgt / 2, wid / 2, hgt / 2, angle=-0.6 * tilt), val)
         # pedicles (bright ovals) and spinous process
         for side in (-1, 1):
             sk.ellipse(uc + side * wid * 0.33, v + hgt * 0.35, wid * 0.09, hgt * 0.22, 0.75, outline=0.0035)
@@ -253,7 +253,7 @@ def _frontal_bones(A: _Anatomy, cv: _Canvas) -> None:
         idx += 1
     # clavicles
     for side in ("right", "left"):
-        sg = _sgn(side)
+        sg = side_sign(side)
         cvv = A.apex_v + 0.035 + A.clav_v
         lat_u = A.cx + sg * (A.thw + 0.035)
         pts = [(A.cx + sg * 0.03, cvv + 0.018), (A.cx + sg * 0.08, cvv + 0.002 + A.clav_tilt * 0.2),
@@ -267,7 +267,7 @@ def _frontal_bones(A: _Anatomy, cv: _Canvas) -> None:
         if A.arms:
             hu, hv, hr = A.cx + sg * (A.thw + A.wall + 0.035), A.apex_v + 0.02, 0.052
             sk.ellipse(hu, hv, hr, hr * 1.1, 0.7)
-            sk.poly(_rect_pts(hu + sg * 0.012, hv + 0.25, 0.022, 0.22), 0.55)
+            sk.poly(rect_pts(hu + sg * 0.012, hv + 0.25, 0.022, 0.22), 0.55)
             sk.ellipse(hu - sg * (hr + 0.006), hv, 0.012, 0.035, 0.6)   # glenoid
             cv.anchor[f"humerus_{side}"] = (hu, hv)
             state = A.shoulder.get(side)
@@ -279,7 +279,7 @@ def _frontal_bones(A: _Anatomy, cv: _Canvas) -> None:
     sk.render(cv, 0.26 * A.bone, blur=1.0, target=cv.bones, ss=1)
 
 
-def _vessel_tree(A: _Anatomy, cv: _Canvas, rng: np.random.Generator) -> np.ndarray:
+def _vessel_tree(A: Anatomy, cv: Canvas, rng: np.random.Generator) -> np.ndarray:
     """Branching pulmonary vessels from each hilum, drawn at half resolution and upsampled; density (n, n)."""
     n = cv.n
     m = max(32, n // 2)
@@ -300,7 +300,7 @@ def _vessel_tree(A: _Anatomy, cv: _Canvas, rng: np.random.Generator) -> np.ndarr
             grow(eu, ev, ang + bend + k * spread, length * shrink, width * 0.62, depth - 1, sg)
 
     for side in ("right", "left"):
-        sg = _sgn(side)
+        sg = side_sign(side)
         med, _lat = cv.lung_rows[side]
         L = A.dome_v(side) - A.apex_v
         hv = A.apex_v + (0.46 if side == "right" else 0.41) * L
@@ -316,20 +316,20 @@ def _vessel_tree(A: _Anatomy, cv: _Canvas, rng: np.random.Generator) -> np.ndarr
     return np.asarray(img, dtype=np.float32) * (1.0 / 255.0)
 
 
-def _frontal_extras(A: _Anatomy, cv: _Canvas) -> None:
+def _frontal_extras(A: Anatomy, cv: Canvas) -> None:
     """Breast shadows and gastric air."""
     for side in ("right", "left"):
         size = A.breast[side]
         if size <= 0:
             continue
-        sg = _sgn(side)
+        sg = side_sign(side)
         u, v = A.cx + sg * 0.62 * A.thw, A.dome_v(side) - 0.02
         ru, rv = 0.17 * size, 0.13 * size
         w = cv.win(u - ru, u + ru, v - rv * 1.6, v + rv)
         if w is None:
             continue
-        r2 = _ellipse_r2(w, u, v - 0.2 * rv, ru, rv)
-        shape = np.sqrt(np.clip(1.0 - r2, 0.0, 1.0)) * _smooth((w.v - (v - 1.3 * rv)) / (1.2 * rv))
+        r2 = ellipse_r2(w, u, v - 0.2 * rv, ru, rv)
+        shape = np.sqrt(np.clip(1.0 - r2, 0.0, 1.0)) * smooth((w.v - (v - 1.3 * rv)) / (1.2 * rv))
         cv.D[w.idx] += 0.2 * A.soft * shape
         cv.anchor[f"breast_{side}"] = (u, v)
     su, sv, sr = A.stomach
@@ -338,5 +338,21 @@ def _frontal_extras(A: _Anatomy, cv: _Canvas) -> None:
     rad = 0.032 * (0.7 + sr)
     w = cv.win(gu - rad, gu + rad, gv - rad, gv + rad)
     if w is not None:   # gastric bubble with a flat fluid level
-        bubble = np.sqrt(np.clip(1.0 - _ellipse_r2(w, gu, gv, rad * 1.2, rad * 0.9), 0.0, 1.0))
-        cv.D[w.idx] -= 0.3 * bubble * _ramp(gv + 0.25 * rad - w.v, 1.5 * cv.px)
+        bubble = np.sqrt(np.clip(1.0 - ellipse_r2(w, gu, gv, rad * 1.2, rad * 0.9), 0.0, 1.0))
+        cv.D[w.idx] -= 0.3 * bubble * ramp(gv + 0.25 * rad - w.v, 1.5 * cv.px)
+
+
+def frontal_base(A: Anatomy, cv: Canvas, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """Draw the PA base anatomy into ``cv``; return the soft-tissue thickness and the vessel tree.
+
+    ``rng`` is the view's stream; only the vessel tree draws from it.
+    """
+    T = _frontal_body(A, cv)
+    _frontal_lungs(A, cv)
+    _frontal_heart(A, cv)
+    _frontal_airways(A, cv)
+    _rib_field(A, cv)
+    _frontal_bones(A, cv)
+    vessels = _vessel_tree(A, cv, rng)
+    _frontal_extras(A, cv)
+    return T, vessels

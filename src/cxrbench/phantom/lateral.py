@@ -17,46 +17,46 @@ import math
 import numpy as np
 from PIL import Image, ImageDraw, ImageFilter
 
-from cxrbench.phantom.anatomy import _Anatomy
+from cxrbench.phantom.anatomy import Anatomy
 from cxrbench.phantom.canvas import (
-    _bell,
-    _bezier,
-    _blob,
-    _Canvas,
-    _ellipse_r2,
-    _ramp,
-    _rect_pts,
-    _Sketch,
-    _smooth,
+    Canvas,
+    Sketch,
+    bell,
+    bezier,
+    blob,
+    ellipse_r2,
+    ramp,
+    rect_pts,
+    smooth,
 )
 
 
-def _lat_geometry(A: _Anatomy) -> dict[str, float]:
+def _lat_geometry(A: Anatomy) -> dict[str, float]:
     """Lateral view: anterior (image left) and posterior inner chest wall, AP half-depth, centre, apex."""
     depth = 0.29 * A.ap_scale * (A.thw / 0.33)
     uc = 0.5 + (A.cx - 0.5) * 0.5
     return {"uc": uc, "ant": uc - 0.95 * depth, "post": uc + 1.05 * depth, "depth": depth, "apex_u": uc - 0.01}
 
 
-def _lat_walls(A: _Anatomy, g: dict[str, float], v: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def _lat_walls(A: Anatomy, g: dict[str, float], v: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Anterior and posterior lung boundary u for rows ``v``; both converge on a rounded apex."""
     r = np.clip((v - A.apex_v) / 0.3, 0.0, 1.0)
     cap = np.sqrt(1.0 - (1.0 - r) ** 2)
-    kyph = A.spine.kyphosis * _bell((v - 0.42) / 0.22)
+    kyph = A.spine.kyphosis * bell((v - 0.42) / 0.22)
     lean = 0.035 * (1.0 - np.clip((v - A.apex_v) / 0.45, 0.0, 1.0))
     ant_l = g["apex_u"] - (g["apex_u"] - g["ant"] - 0.012 - lean) * cap
     post_l = g["apex_u"] + (g["post"] - 0.015 + kyph - g["apex_u"]) * cap
     return ant_l.astype(np.float32), post_l.astype(np.float32)
 
 
-def _lat_spine_u(A: _Anatomy, g: dict[str, float], v: float) -> float:
+def lat_spine_u(A: Anatomy, g: dict[str, float], v: float) -> float:
     """Anterior margin of the vertebral bodies at row ``v`` (thoracic kyphosis, lumbar lordosis)."""
     kyph = A.spine.kyphosis * math.exp(-(((v - 0.42) / 0.22) ** 2))
     curve = 0.035 * math.sin(math.pi * min(max(v + 0.05, 0.0), 1.0))
     return g["post"] - 0.2 + curve + kyph
 
 
-def _lat_dome(A: _Anatomy, g: dict[str, float], side: str, u: np.ndarray) -> np.ndarray:
+def _lat_dome(A: Anatomy, g: dict[str, float], side: str, u: np.ndarray) -> np.ndarray:
     """Hemidiaphragm on the lateral view: high anteriorly, falling to the posterior costophrenic sulcus."""
     peak = g["ant"] + 0.4 * (g["post"] - g["ant"])
     flat = A.dome_depth / 0.07
@@ -65,14 +65,14 @@ def _lat_dome(A: _Anatomy, g: dict[str, float], side: str, u: np.ndarray) -> np.
     return (A.dome_v(side) - 0.01 + flat * (0.13 * post * post * post + 0.035 * ant * ant)).astype(np.float32)
 
 
-def _lateral_body(A: _Anatomy, cv: _Canvas, g: dict[str, float]) -> np.ndarray:
+def _lateral_body(A: Anatomy, cv: Canvas, g: dict[str, float]) -> np.ndarray:
     v = cv.c
-    neck = _smooth((v - (A.apex_v - 0.12)) / 0.14)
-    belly = 0.025 * _smooth((v - 0.7) / 0.3)
+    neck = smooth((v - (A.apex_v - 0.12)) / 0.14)
+    belly = 0.025 * smooth((v - 0.7) / 0.3)
     breast = max(A.breast["right"], A.breast["left"])
     skin_a = g["ant"] - A.wall * 0.7 - 0.02 - belly
-    skin_a = skin_a - 0.045 * breast * _bell((v - A.dome_v("left") + 0.09) / 0.07)
-    skin_p = g["post"] + A.wall * 0.6 + 0.035 + A.spine.kyphosis * _bell((v - 0.42) / 0.22)
+    skin_a = skin_a - 0.045 * breast * bell((v - A.dome_v("left") + 0.09) / 0.07)
+    skin_p = g["post"] + A.wall * 0.6 + 0.035 + A.spine.kyphosis * bell((v - 0.42) / 0.22)
     neck_a, neck_p = g["uc"] - 0.06, g["post"] - 0.02
     front = neck_a + (skin_a - neck_a) * neck
     back = neck_p + (skin_p - neck_p) * neck
@@ -80,12 +80,13 @@ def _lateral_body(A: _Anatomy, cv: _Canvas, g: dict[str, float]) -> np.ndarray:
     x = (cv.c[None, :] - mid[:, None]) * (1.0 / half)[:, None]
     T = np.sqrt(np.clip(1.0 - x * x, 0.0, 1.0))
     # shoulders and raised arms superimposed on the upper chest
-    _blob(cv, g["uc"] - 0.02, A.apex_v - 0.02, 0.2, 0.12, 0.22, profile="gauss", target=T)
-    _blob(cv, g["ant"] + 0.05, A.apex_v + 0.02, 0.1, 0.18, 0.12, profile="gauss", target=T)
+    blob(cv, g["uc"] - 0.02, A.apex_v - 0.02, 0.2, 0.12, 0.22, profile="gauss", target=T)
+    blob(cv, g["ant"] + 0.05, A.apex_v + 0.02, 0.1, 0.18, 0.12, profile="gauss", target=T)
     return T
 
 
-def _lateral_base(A: _Anatomy, cv: _Canvas, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+def lateral_base(A: Anatomy, cv: Canvas, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """Draw the lateral base anatomy into ``cv``; return the soft-tissue thickness and the vessel tree."""
     n = cv.n
     g = _lat_geometry(A)
     cv.lat = g
@@ -98,16 +99,16 @@ def _lateral_base(A: _Anatomy, cv: _Canvas, rng: np.random.Generator) -> tuple[n
     w = cv.win(g["ant"] - 0.01, g["post"] + 0.05, A.apex_v - 0.01, max(A.dome_v("left"), A.dome_v("right")) + 0.2)
     assert w is not None
     a_w, p_w = ant[w.rows, None], post[w.rows, None]
-    base = _ramp(w.u - a_w, e) * _ramp(p_w - w.u, e) * _ramp(w.v - A.apex_v, e)
+    base = ramp(w.u - a_w, e) * ramp(p_w - w.u, e) * ramp(w.v - A.apex_v, e)
     both = np.zeros((n, n), np.float32)
     air = np.zeros_like(base)
     for side in ("right", "left"):
-        m = base * _ramp(_lat_dome(A, g, side, w.u) - w.v, e)
+        m = base * ramp(_lat_dome(A, g, side, w.u) - w.v, e)
         air += 0.5 * m
     both[w.idx] = air
-    spine_front = np.array([_lat_spine_u(A, g, float(vv)) for vv in cv.c[w.rows]], np.float32)[:, None]
-    bevel = (0.6 + 0.4 * _ramp(w.v - A.apex_v, 0.16)) * (1.0 - 0.3 * _ramp(w.u - spine_front, 0.06))
-    bevel *= 0.8 + 0.2 * _ramp(w.u - a_w, 0.05)
+    spine_front = np.array([lat_spine_u(A, g, float(vv)) for vv in cv.c[w.rows]], np.float32)[:, None]
+    bevel = (0.6 + 0.4 * ramp(w.v - A.apex_v, 0.16)) * (1.0 - 0.3 * ramp(w.u - spine_front, 0.06))
+    bevel *= 0.8 + 0.2 * ramp(w.u - a_w, 0.05)
     cv.air[w.idx] += air * bevel
     cv.hemi["both"] = np.clip(both * 2.0, 0.0, 1.0)
     cv.hemi["right"] = cv.hemi["left"] = cv.hemi["both"]
@@ -118,7 +119,7 @@ def _lateral_base(A: _Anatomy, cv: _Canvas, rng: np.random.Generator) -> tuple[n
     ha, hb = 0.16 * s * (A.ctr / 0.44) ** 0.5, 0.11 * (1.0 + 0.6 * (s - 1.0))
     hw = cv.win(hu - ha - 0.02, hu + ha + 0.02, hv - ha - 0.02, hv + ha + 0.02)
     if hw is not None:
-        r2 = _ellipse_r2(hw, hu, hv, ha, hb, -0.55)
+        r2 = ellipse_r2(hw, hu, hv, ha, hb, -0.55)
         hm = np.clip((1.0 - np.sqrt(r2)) / (1.5 * cv.px / hb), 0.0, 1.0)
         cv.air[hw.idx] *= 1.0 - 0.72 * hm
     cv.anchor.update({"heart": (hu, hv), "ra": (hu + 0.02, hv + 0.02), "rv_apex": (hu - 0.08 * s, hv + 0.06),
@@ -127,17 +128,17 @@ def _lateral_base(A: _Anatomy, cv: _Canvas, rng: np.random.Generator) -> tuple[n
                       "knob": (g["uc"] + 0.02, A.apex_v + 0.14), "lv_border": (hu + 0.1, hv + 0.05)})
     # aorta: ascending, arch over the trachea, descending along the spine
     ecta = 2.0 * A.desc_bulge          # tortuous/ectatic aorta: higher arch, descending part bowing back
-    arch = _bezier((g["uc"] - 0.07 - ecta, A.apex_v + 0.34), (g["uc"] - 0.07 - ecta, A.apex_v + 0.1 - 2 * ecta),
+    arch = bezier((g["uc"] - 0.07 - ecta, A.apex_v + 0.34), (g["uc"] - 0.07 - ecta, A.apex_v + 0.1 - 2 * ecta),
                    (g["uc"] + 0.1 + ecta, A.apex_v + 0.1 - 2 * ecta),
-                   (_lat_spine_u(A, g, A.apex_v + 0.3) - 0.015, A.apex_v + 0.3))
-    arch += [(_lat_spine_u(A, g, float(vv)) - 0.015 - ecta * 4 * t * (1 - t), float(vv))
+                   (lat_spine_u(A, g, A.apex_v + 0.3) - 0.015, A.apex_v + 0.3))
+    arch += [(lat_spine_u(A, g, float(vv)) - 0.015 - ecta * 4 * t * (1 - t), float(vv))
              for t, vv in zip(np.linspace(0, 1, 6), np.linspace(A.apex_v + 0.34, dome, 6))]
-    _Sketch().line(arch, 0.03 + 0.5 * ecta, 1.0).render(cv, 0.1 + 2.0 * ecta, blur=3.0, target=cv.air,
+    Sketch().line(arch, 0.03 + 0.5 * ecta, 1.0).render(cv, 0.1 + 2.0 * ecta, blur=3.0, target=cv.air,
                                                         gate=-cv.hemi["both"])
     hil = cv.anchor["hilum_right"] = cv.anchor["hilum_left"] = (g["uc"] + 0.02, A.apex_v + 0.3)
-    _blob(cv, hil[0], hil[1], 0.045 * A.hilar_gain, 0.05 * A.hilar_gain, -0.25, profile="gauss", target=cv.air,
+    blob(cv, hil[0], hil[1], 0.045 * A.hilar_gain, 0.05 * A.hilar_gain, -0.25, profile="gauss", target=cv.air,
           gate=cv.hemi["both"])
-    tr = _Sketch().line([(g["uc"] - 0.045, -0.02), (g["uc"] - 0.03, A.apex_v), (g["uc"] + 0.01, A.apex_v + 0.24)],
+    tr = Sketch().line([(g["uc"] - 0.045, -0.02), (g["uc"] - 0.03, A.apex_v), (g["uc"] + 0.01, A.apex_v + 0.24)],
                         0.028, 1.0)
     tr.render(cv, -0.12, blur=2.0)
     cv.anchor["trachea_top"] = (g["uc"] - 0.045, 0.0)
@@ -148,28 +149,28 @@ def _lateral_base(A: _Anatomy, cv: _Canvas, rng: np.random.Generator) -> tuple[n
             ph = A.rib_n * 1.05 * (rw.v - 0.5 * (rw.u - g["post"]) - A.apex_v + off) / (dome + 0.15 - A.apex_v)
             f = ph - np.floor(ph)
             band = np.where(f < 0.36, 0.6 + 0.4 * (f * (1.0 / 0.18) - 1.0) ** 4, 0.0)
-            band *= _ramp(rw.u - (g["uc"] - 0.02), 0.1) * _ramp(ph - 0.3, 0.3)
+            band *= ramp(rw.u - (g["uc"] - 0.02), 0.1) * ramp(ph - 0.3, 0.3)
             cv.ribs[rw.idx] += amp * A.bone * band
     _lateral_bones(A, cv, g, dome)
     su, sv, sr = A.stomach
     gu, gv = cv.anchor["stomach"]
-    _blob(cv, gu + 0.02 * su, gv + 0.01 * sv, 0.035 * (0.7 + sr), 0.022 * (0.7 + sr), -0.24)
+    blob(cv, gu + 0.02 * su, gv + 0.01 * sv, 0.035 * (0.7 + sr), 0.022 * (0.7 + sr), -0.24)
     vessels = _lateral_vessels(A, cv, rng) * 0.6
     return T, vessels
 
 
-def _lateral_bones(A: _Anatomy, cv: _Canvas, g: dict[str, float], dome: float) -> None:
+def _lateral_bones(A: Anatomy, cv: Canvas, g: dict[str, float], dome: float) -> None:
     s = A.spine
     rng = np.random.Generator(np.random.PCG64([s.seed, 12]))
-    sk = _Sketch()
-    post_el = _Sketch()
+    sk = Sketch()
+    post_el = Sketch()
     v = -0.02
     idx = 0
     while v < 1.05:
         hgt = 0.030 + 0.024 * min(max(v, 0.0), 1.0)
         dep = 0.055 + 0.025 * min(max(v, 0.0), 1.0)
-        u0 = _lat_spine_u(A, g, v + hgt / 2)
-        ang = math.atan2(_lat_spine_u(A, g, v + hgt) - _lat_spine_u(A, g, v), hgt)
+        u0 = lat_spine_u(A, g, v + hgt / 2)
+        ang = math.atan2(lat_spine_u(A, g, v + hgt) - lat_spine_u(A, g, v), hgt)
         ca, sa = math.cos(ang), math.sin(ang)
         wedge = 0.55 if idx in s.compressed else 0.0
         if s.kyphosis > 0.025 and 8 <= idx <= 11:
@@ -180,7 +181,7 @@ def _lateral_bones(A: _Anatomy, cv: _Canvas, g: dict[str, float], dome: float) -
         pts = [(u0 + x * ca + y * sa, v + hgt / 2 - x * sa + y * ca) for x, y in corners]
         sk.poly(pts, 0.32 + (0.25 if wedge > 0.5 else 0.0))
         sk.line(pts + [pts[0]], 0.003, 0.6)
-        post_el.poly(_rect_pts(u0 + dep + 0.035, v + hgt / 2, 0.028, hgt * 0.28, angle=0.3), 0.7)
+        post_el.poly(rect_pts(u0 + dep + 0.035, v + hgt / 2, 0.028, hgt * 0.28, angle=0.3), 0.7)
         spur = 0.006 * s.degenerative + 0.014 * s.osteophytes
         if spur > 0 and rng.random() < 0.5 + 0.4 * (s.degenerative + s.osteophytes):
             for k in (0, 3):
@@ -201,12 +202,12 @@ def _lateral_bones(A: _Anatomy, cv: _Canvas, g: dict[str, float], dome: float) -
     post_el.render(cv, 0.14 * A.bone, blur=2.0, target=cv.bones, ss=1)
     sk.render(cv, 0.3 * A.bone, blur=1.0, target=cv.bones, ss=1)
     # scapula edge
-    sc = _Sketch().line([(g["post"] - 0.07, A.apex_v + 0.02), (g["post"] - 0.04, A.apex_v + 0.2),
+    sc = Sketch().line([(g["post"] - 0.07, A.apex_v + 0.02), (g["post"] - 0.04, A.apex_v + 0.2),
                          (g["post"] - 0.06, A.apex_v + 0.33)], 0.01, 1.0)
     sc.render(cv, 0.06 * A.bone, blur=2.5, target=cv.bones, ss=1)
 
 
-def _lateral_vessels(A: _Anatomy, cv: _Canvas, rng: np.random.Generator) -> np.ndarray:
+def _lateral_vessels(A: Anatomy, cv: Canvas, rng: np.random.Generator) -> np.ndarray:
     n = cv.n
     img = Image.new("L", (n, n), 0)
     draw = ImageDraw.Draw(img)

@@ -1,8 +1,9 @@
 """MeSH parsing: the ``<major>`` strings of one study to a :class:`~cxrbench.phantom.spec.PhantomSpec`.
 
 A ``<major>`` string is a top-level term followed by ``/``-separated qualifiers (``Opacity/lung/upper
-lobe/right``). ``_RULES`` maps each known term (lower case) to a rule that reads the qualifiers and returns the
-findings to draw; a term without a rule, or whose rule returns nothing, is reported in ``unknown_terms``.
+lobe/right``). ``_RULES`` maps each known term (lower case) to a rule that reads the qualifiers and returns
+the findings to draw; a term without a rule, or whose rule returns nothing, is reported in ``unknown_terms``
+(``normal`` and ``No Indexing`` draw nothing and are not reported).
 """
 
 from __future__ import annotations

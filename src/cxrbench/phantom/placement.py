@@ -1,16 +1,17 @@
 """Finding helpers shared by both views: where a finding goes and how many copies it draws.
 
-``_zone_center`` turns a lung zone into a centre and radii in the current view, ``_zone_side`` applies the
-zones that imply a side (lingula is left), ``_sides`` resolves a finding's side from the seed when it has
-none, and ``_count`` draws how many instances a ``multiple`` finding gets.
+``zone_center`` turns a lung zone into a centre and radii in the current view, ``zone_side`` applies the
+zones that imply a side (lingula is left), ``resolve_sides`` resolves a finding's side (from its stream when
+it has none; ``bilateral`` gives both), and ``instance_count`` draws how many copies a ``multiple`` finding
+gets.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-from cxrbench.phantom.anatomy import _Anatomy, _sgn
-from cxrbench.phantom.canvas import _Canvas
+from cxrbench.phantom.anatomy import Anatomy, side_sign
+from cxrbench.phantom.canvas import Canvas
 from cxrbench.phantom.spec import Finding
 
 _ZONE_T = {"apex": 0.07, "upper": 0.22, "hilum": 0.45, "middle": 0.58, "lingula": 0.58, "lower": 0.8,
@@ -19,7 +20,7 @@ _ZONE_F = {"apex": 0.45, "upper": 0.5, "hilum": 0.1, "middle": 0.45, "lingula": 
            "base": 0.6}
 
 
-def _zone_side(zone: str | None, side: str) -> str:
+def zone_side(zone: str | None, side: str) -> str:
     if zone == "lingula":
         return "left"
     if zone == "middle" and side == "bilateral":
@@ -27,7 +28,7 @@ def _zone_side(zone: str | None, side: str) -> str:
     return side
 
 
-def _zone_center(cv: _Canvas, A: _Anatomy, side: str, zone: str | None, rng: np.random.Generator
+def zone_center(cv: Canvas, A: Anatomy, side: str, zone: str | None, rng: np.random.Generator
                  ) -> tuple[float, float, float, float]:
     """(u, v, ru, rv) of a lung zone in this view; a missing zone picks a random height."""
     t = _ZONE_T.get(zone or "", float(rng.uniform(0.25, 0.85)))
@@ -51,7 +52,7 @@ def _zone_center(cv: _Canvas, A: _Anatomy, side: str, zone: str | None, rng: np.
         row = min(cv.n - 1, max(0, int(v * cv.n)))
         um, ul = float(med[row]), float(lat[row])
         if zone == "retrocardiac":
-            u = A.cx + _sgn(side) * 0.06
+            u = A.cx + side_sign(side) * 0.06
         else:
             u = um + _ZONE_F.get(zone or "", float(rng.uniform(0.3, 0.7))) * (ul - um)
         ru = 0.32 * abs(ul - um) + 0.01
@@ -61,7 +62,7 @@ def _zone_center(cv: _Canvas, A: _Anatomy, side: str, zone: str | None, rng: np.
     return u, v, ru, rv
 
 
-def _sides(f: Finding, rng: np.random.Generator, default: str | None = None) -> list[str]:
+def resolve_sides(f: Finding, rng: np.random.Generator, default: str | None = None) -> list[str]:
     """Resolve ``f.side`` (seeded choice when missing; ``bilateral`` -> both)."""
     pick = "right" if rng.random() < 0.55 else "left"
     side = f.side or default or pick
@@ -70,5 +71,5 @@ def _sides(f: Finding, rng: np.random.Generator, default: str | None = None) -> 
     return ["right", "left"] if side == "bilateral" else [side]
 
 
-def _count(f: Finding, rng: np.random.Generator, lo: int, hi: int) -> int:
+def instance_count(f: Finding, rng: np.random.Generator, lo: int, hi: int) -> int:
     return int(rng.integers(lo, hi + 1)) if f.multiple else 1

@@ -11,23 +11,14 @@ import zlib
 
 import numpy as np
 
-from cxrbench.phantom.air_hooks import _air_emphysema_prune
-from cxrbench.phantom.anatomy import _Anatomy, _patient
-from cxrbench.phantom.canvas import _Canvas
-from cxrbench.phantom.compose import _compose, _parenchyma, _tone
-from cxrbench.phantom.frontal import (
-    _frontal_airways,
-    _frontal_body,
-    _frontal_bones,
-    _frontal_extras,
-    _frontal_heart,
-    _frontal_lungs,
-    _rib_field,
-    _vessel_tree,
-)
-from cxrbench.phantom.handlers import _HANDLERS
-from cxrbench.phantom.lateral import _lateral_base
-from cxrbench.phantom.placement import _sides
+from cxrbench.phantom.air_hooks import air_emphysema_prune
+from cxrbench.phantom.anatomy import Anatomy, draw_patient
+from cxrbench.phantom.canvas import Canvas
+from cxrbench.phantom.compose import compose_density, film_tone, parenchyma
+from cxrbench.phantom.frontal import frontal_base
+from cxrbench.phantom.handlers import HANDLERS
+from cxrbench.phantom.lateral import lateral_base
+from cxrbench.phantom.placement import resolve_sides
 from cxrbench.phantom.spec import VIEWS, Finding, PhantomSpec
 
 RENDERER_VERSION = "1"
@@ -41,14 +32,14 @@ def _finding_rng(seed: int, index: int, kind: str) -> np.random.Generator:
     return np.random.Generator(np.random.PCG64([seed, 7919, index, zlib.crc32(kind.encode())]))
 
 
-def _prepare(spec: PhantomSpec, seed: int) -> tuple[_Anatomy, list[tuple[Finding, list[str], np.random.Generator]]]:
+def _prepare(spec: PhantomSpec, seed: int) -> tuple[Anatomy, list[tuple[Finding, list[str], np.random.Generator]]]:
     """Patient plus resolved findings, after every anatomy hook (identical for both views)."""
-    A = _patient(seed)
+    A = draw_patient(seed)
     jobs = []
     for i, f in enumerate(spec.findings):
-        handlers = _HANDLERS[f.kind]
+        handlers = HANDLERS[f.kind]
         rng = _finding_rng(seed, i, f.kind)
-        sides = _sides(f, rng, handlers[3])
+        sides = resolve_sides(f, rng, handlers[3])
         if handlers[0] is not None:
             handlers[0](A, f, sides, rng)
         jobs.append((f, sides, rng))
@@ -65,35 +56,26 @@ def render(spec: PhantomSpec, *, seed: int, view: str = "frontal", size: int = 5
         raise ValueError(f"view must be 'frontal' or 'lateral', got {view!r}")
     if isinstance(size, bool) or not isinstance(size, (int, np.integer)) or size < 64:
         raise ValueError(f"size must be an int >= 64, got {size!r}")
-    unknown = sorted({f.kind for f in spec.findings} - set(_HANDLERS))
+    unknown = sorted({f.kind for f in spec.findings} - set(HANDLERS))
     if unknown:
         raise ValueError(f"unknown finding kind(s) {', '.join(map(repr, unknown))}; see FINDING_KINDS")
     n = int(size)
     s = _seed64(seed)
     A, jobs = _prepare(spec, s)
-    cv = _Canvas(n, view)
+    cv = Canvas(n, view)
     view_rng = np.random.Generator(np.random.PCG64([s, 104729, VIEWS.index(view)]))
-    if view == "frontal":
-        T = _frontal_body(A, cv)
-        _frontal_lungs(A, cv)
-        _frontal_heart(A, cv)
-        _frontal_airways(A, cv)
-        _rib_field(A, cv)
-        _frontal_bones(A, cv)
-        vessels = _vessel_tree(A, cv, view_rng)
-        _frontal_extras(A, cv)
-    else:
-        T, vessels = _lateral_base(A, cv, view_rng)
-    _parenchyma(cv, view_rng)
+    base = frontal_base if view == "frontal" else lateral_base
+    T, vessels = base(A, cv, view_rng)
+    parenchyma(cv, view_rng)
     if A.vessel_prune > 0:
-        _air_emphysema_prune(cv, A, Finding("emphysema"), [], view_rng)
+        air_emphysema_prune(cv, A, Finding("emphysema"), [], view_rng)
     for f, sides, rng in jobs:
-        hook = _HANDLERS[f.kind][1]
+        hook = HANDLERS[f.kind][1]
         if hook is not None:
             hook(cv, A, f, sides, rng)
-    _compose(A, cv, T, vessels)
+    compose_density(A, cv, T, vessels)
     for f, sides, rng in jobs:
-        hook = _HANDLERS[f.kind][2]
+        hook = HANDLERS[f.kind][2]
         if hook is not None:
             hook(cv, A, f, sides, rng)
-    return _tone(A, cv, view_rng)
+    return film_tone(A, cv, view_rng)
