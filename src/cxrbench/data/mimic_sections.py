@@ -17,7 +17,9 @@ Header recognition
 Header names (case-insensitive, inner whitespace collapsed) map to canonical names:
     * findings: ``FINDINGS``, ``FINDING``, common misspellings (``FINDNGS``...), ``REFERENCE FINDINGS``, and
       exam-title headers that describe the whole study (``CHEST, TWO VIEWS``, ``PORTABLE AP CHEST``,
-      ``PA AND LATERAL``, ``FRONTAL VIEW``...), as the community parser does.
+      ``PA AND LATERAL``, ``AP AND LATERAL``, ``PA AND LATERAL VIEWS``, ``FRONTAL VIEW``...), as the community
+      parser does, and also position titles the community parser does not list (``SUPINE AP``, ``UPRIGHT``,
+      ``SEMI-UPRIGHT``, ``SINGLE VIEW``).
     * impression: ``IMPRESSION``, ``IMPRESSIONS``, misspellings (``IMPRESSON``...), ``CONCLUSION(S)``,
       ``SUMMARY`` (our choice: the radiologist's summary is the conclusion of the report; the community parser
       leaves it unnamed), and the combined headers ``FINDINGS AND IMPRESSION``, ``FINDINGS/IMPRESSION``,
@@ -108,9 +110,10 @@ _CONTAINS = (("impression", "impression"), ("findings", "findings"), ("history",
              ("comparison", "comparison"), ("indication", "indication"), ("technique", "technique"),
              ("addendum", "addendum"), ("recommendation", "recommendations"), ("notification", "notification"))
 # Exam-title headers that describe the whole study: their text is the findings (community convention).
+# "lat" may be written out ("PA AND LATERAL") and "view" may be plural ("PA AND LATERAL VIEWS", "PA VIEWS").
 _EXAM_TITLE = re.compile(
-    r"\b(chest|portable|pa and lat|lateral and pa|ap and lat|lateral and ap|frontal and|two views|"
-    r"frontal view|pa view|ap view|one view|single view|lateral view|bone window|frontal upright|"
+    r"\b(chest|portable|(?:pa|ap) and lat(?:eral)?|lateral and (?:pa|ap)|frontal and|two views|"
+    r"(?:frontal|pa|ap|one|single|lateral) views?|bone window|frontal upright|"
     r"frontal semi-upright|semi-upright|upright|supine|ribs)\b")
 _HEADER = re.compile(r"^[ \t]*([A-Za-z][A-Za-z ()/,&-]{0,79}?)[ \t]*:(.*)$")
 _SEPARATOR = re.compile(r"^[ \t]*_{10,}[ \t]*$")
