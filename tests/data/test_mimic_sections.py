@@ -201,3 +201,25 @@ def test_never_fails_and_normalises_whitespace(text, fallback):
     got = parse_sections(text, fallback=fallback)
     for part in (got.findings, got.impression):
         assert part == " ".join(part.split())
+
+
+# Regression: the exam-title pattern had "\bpa and lat\b", which cannot match "PA AND LATERAL" (no word boundary
+# between "lat" and "eral"), so these documented exam-title headers came out "unknown" and their text was lost.
+@pytest.mark.parametrize("header", ["PA AND LATERAL", "AP AND LATERAL", "PA AND LATERAL VIEWS", "LATERAL AND PA",
+                                    "PA AND LAT", "PA VIEWS", "FRONTAL VIEWS", "CHEST, PA AND LATERAL"])
+def test_exam_title_headers_with_lateral_written_out_are_findings(header):
+    assert canonical_header(header) == "findings"
+    got = parse_sections(mimic("INDICATION:  Cough.", "", f"{header}:  Lungs are clear.  No effusion.", "",
+                               "IMPRESSION:  Normal chest."))
+    assert got == Sections("Lungs are clear. No effusion.", "Normal chest.", ["indication", "findings", "impression"])
+
+
+def test_exam_title_inside_findings_stays_a_sub_heading():
+    got = parse_sections(mimic("FINDINGS: ", "PA AND LATERAL VIEWS:  Lungs are clear.", "",
+                               "IMPRESSION:  Normal."))
+    assert got == Sections("PA AND LATERAL VIEWS: Lungs are clear.", "Normal.", ["findings", "impression"])
+
+
+@pytest.mark.parametrize("header", ["LATERAL", "LATERALITY", "PAST", "AP"])
+def test_words_near_exam_titles_stay_unknown(header):
+    assert canonical_header(header) == "unknown"
