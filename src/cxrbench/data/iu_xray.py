@@ -1,9 +1,10 @@
 """``iu-xray``: the IU X-ray (OpenI) reports of ``iu-phantom`` with the REAL OpenI radiographs.
 
-Reports, split and views are exactly those of :mod:`cxrbench.data.iu_phantom` (same XML reports from the
-torchxrayvision wheel, same fixed ``test``/``train`` split "iu-phantom-split-v1", same view rule), so numbers on
-``iu-xray`` and ``iu-phantom`` compare study for study; ``split="all"`` takes every eligible study (one image or
-more, FINDINGS or IMPRESSION non-empty). Only the pixels differ: ``root`` holds the OpenI images, either release:
+Reports, split and views are exactly those of ``iu-phantom`` (same XML reports from the torchxrayvision wheel,
+:mod:`cxrbench.data.iu_reports`; same fixed ``test``/``train`` split "iu-phantom-split-v1",
+:mod:`cxrbench.data.iu_split`; same view rule), so numbers on ``iu-xray`` and ``iu-phantom`` compare study for
+study; ``split="all"`` takes every eligible study (one image or more, FINDINGS or IMPRESSION non-empty). Only the
+pixels differ: ``root`` holds the OpenI images, either release:
 
 * PNG release (``NLMCXR_png``): ``CXR1_1_IM-0001-3001.png``, the report's ``parentImage`` id + ``.png``.
 * DICOM release (``NLMCXR_dcm``): ``<n>/1_IM-0001-3001.dcm`` style files. The file of a ``parentImage`` id is the
@@ -37,7 +38,6 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
 
-from cxrbench.data.iu_phantom import SPLIT_VERSION, eligible_reports, split_reports
 from cxrbench.data.iu_reports import (
     ATTRIBUTION,
     DICOM_METADATA,
@@ -49,6 +49,7 @@ from cxrbench.data.iu_reports import (
     reports_archive,
     view_positions,
 )
+from cxrbench.data.iu_split import SPLIT_VERSION, eligible_reports, split_reports
 from cxrbench.data.manifest import (
     ON_BAD_IMAGE,
     check_choice,
