@@ -38,7 +38,7 @@ import os
 from collections.abc import Iterable
 from pathlib import Path, PurePosixPath
 
-from cxrbench.data.manifest import (
+from cxrbench.data.common import (
     ON_BAD_IMAGE,
     PathResolver,
     Row,

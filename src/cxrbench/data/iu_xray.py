@@ -38,6 +38,17 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
 
+from cxrbench.data.common import (
+    ON_BAD_IMAGE,
+    check_choice,
+    check_policy,
+    decode_record,
+    file_fingerprint,
+    finish_studies,
+    parse_views,
+    text_available,
+    view_counts,
+)
 from cxrbench.data.iu_reports import (
     ATTRIBUTION,
     DICOM_METADATA,
@@ -50,17 +61,6 @@ from cxrbench.data.iu_reports import (
     view_positions,
 )
 from cxrbench.data.iu_split import SPLIT_VERSION, eligible_reports, split_reports
-from cxrbench.data.manifest import (
-    ON_BAD_IMAGE,
-    check_choice,
-    check_policy,
-    decode_record,
-    file_fingerprint,
-    finish_studies,
-    parse_views,
-    text_available,
-    view_counts,
-)
 from cxrbench.data.records import Dataset, ImageRecord, Study, count_summary
 from cxrbench.errors import ConfigError, DataError
 

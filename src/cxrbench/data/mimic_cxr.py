@@ -52,7 +52,7 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from cxrbench.data.manifest import ON_BAD_IMAGE, check_choice, check_policy, decode_record, file_fingerprint
+from cxrbench.data.common import ON_BAD_IMAGE, check_choice, check_policy, decode_record, file_fingerprint
 from cxrbench.data.mimic_sections import Sections, parse_sections
 from cxrbench.data.records import Dataset, ImageRecord, Study, apply_policy, count_summary
 from cxrbench.errors import ConfigError, DataError
