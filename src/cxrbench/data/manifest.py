@@ -36,11 +36,11 @@ Checks (every error names the manifest file and its line; CSV lines are physical
   an error naming it and its line, or with ``on_bad_image="skip"`` a warning and a count
   (``summary["skipped_missing_images"]``); a study left with no image is dropped and counted;
 * an empty result (no rows in the split, nothing left after the policy) is an error.
-
 """
 
 from __future__ import annotations
 
+import io
 import json
 import math
 import os
@@ -49,27 +49,17 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from cxrbench.data.common import (
-    ON_BAD_IMAGE,
+    HashingReader,
     PathResolver,
     Row,
+    StudyCollector,
     check_choice,
-    check_policy,
-    decode_record,
-    file_fingerprint,
-    finish_studies,
     parse_views,
+    progress_bar,
     read_csv,
-    text_available,
     utf8_error,
-    view_counts,
 )
-from cxrbench.data.records import (
-    Dataset,
-    ImageRecord,
-    Study,
-    collapse_whitespace,
-    count_summary,
-)
+from cxrbench.data.records import Dataset, ImageRecord, Study, collapse_whitespace
 from cxrbench.errors import ConfigError, DataError
 
 NAME = "manifest"
@@ -113,11 +103,12 @@ def _json_value(path: Path, line: int, key: str, value: object) -> str:
                     f"{value!r}")
 
 
-def _jsonl_rows(path: Path) -> tuple[list[str], list[Row]]:
+def _jsonl_rows(path: Path) -> tuple[list[str], list[Row], dict]:
+    """Keys (in first-seen order), rows and fingerprint of a JSONL manifest (hashed as it is read)."""
     columns: dict[str, None] = {}
     rows = []
     try:
-        with open(path, encoding="utf-8-sig") as fh:
+        with HashingReader(path) as hashing, io.TextIOWrapper(hashing.buffered(), encoding="utf-8-sig") as fh:
             for line, text in enumerate(fh, start=1):
                 if not text.strip():
                     continue
@@ -130,9 +121,10 @@ def _jsonl_rows(path: Path) -> tuple[list[str], list[Row]]:
                                     f"{type(obj).__name__}")
                 columns.update(dict.fromkeys(obj))
                 rows.append(Row(line, {k: _json_value(path, line, k, v) for k, v in obj.items()}))
+            fingerprint = hashing.fingerprint()
     except UnicodeDecodeError as exc:
         raise utf8_error(path, exc) from exc
-    return list(columns), rows
+    return list(columns), rows, fingerprint
 
 
 def _check_columns(path: Path, columns: list[str], extra_columns: str) -> None:
@@ -170,40 +162,27 @@ class _StudyRows:
     images: list[tuple[Row, str, str | None, bool]] = field(default_factory=list)  # row, real path, view, exists
 
 
-def load(root: str | Path, split: str | None = None, policy: str = "longest", on_bad_image: str = "error",
-         progress: bool = True, allow_outside: bool = False, extra_columns: str = "error",
-         views: str | Iterable[str] | None = None) -> Dataset:
-    """The studies a CSV/JSONL manifest lists (see the module docstring for columns, checks and policies).
-
-    ``split``: keep rows whose ``split`` column equals it (None or "all": every row). ``views``: keep only
-    frontal or lateral images (images of unknown view are then left out; counted). ``allow_outside``: accept
-    image paths outside the manifest's folder, absolute ones included. ``extra_columns``: "error" or "ignore".
-    """
-    check_policy(policy)
-    check_choice("on_bad_image", on_bad_image, ON_BAD_IMAGE)
-    check_choice("extra_columns", extra_columns, ("error", "ignore"))
-    keep_views = parse_views(views)
-    path = find_manifest(root)
-    base = path.parent.resolve()
+def _read_rows(path: Path, extra_columns: str) -> tuple[list[str], list[Row], dict]:
+    """The manifest's columns, rows and fingerprint (CSV or JSONL by suffix), columns checked."""
     if path.suffix.lower() == ".csv":
-        columns, rows = read_csv(path, lambda cols: _check_columns(path, cols, extra_columns))
-    else:
-        columns, rows = _jsonl_rows(path)
-        if not rows:
-            raise DataError(f"{path}: no rows; each line must be a JSON object with "
-                            f"{', '.join(REQUIRED_COLUMNS)} and report text")
-        _check_columns(path, columns, extra_columns)
-    if split is not None and split != "all" and "split" not in columns:
-        raise ConfigError(f"{path}: split={split!r} asks for a split, but the manifest has no 'split' column "
-                          "(omit split to use every row)")
+        table = read_csv(path, lambda cols: _check_columns(path, cols, extra_columns))
+        return table.columns, table.rows, table.fingerprint
+    columns, rows, fingerprint = _jsonl_rows(path)
+    if not rows:
+        raise DataError(f"{path}: no rows; each line must be a JSON object with "
+                        f"{', '.join(REQUIRED_COLUMNS)} and report text")
+    _check_columns(path, columns, extra_columns)
+    return columns, rows, fingerprint
 
+
+def _group_rows(path: Path, rows: list[Row], allow_outside: bool) -> dict[str, _StudyRows]:
+    """The manifest's rows grouped into studies, every row checked (text, split, path, duplicates)."""
+    base = path.parent.resolve()
     resolver = PathResolver(base)
     studies: dict[str, _StudyRows] = {}
     seen_pairs: dict[tuple[str, str], int] = {}
     seen_images: dict[str, tuple[str, int]] = {}
-    n_rows = 0
     for row in rows:
-        n_rows += 1
         v = row.values
         for key in REQUIRED_COLUMNS:
             if not v.get(key):
@@ -244,68 +223,61 @@ def load(root: str | Path, split: str | None = None, policy: str = "longest", on
                             f"studies {other_sid!r} and {sid!r}; an image belongs to one study")
         seen_images[where.path] = (sid, row.line)
         entry.images.append((row, where.path, view, where.exists))
-
     if not studies:
         raise DataError(f"{path}: no rows; add one row per image")
+    return studies
+
+
+def load(root: str | Path, split: str | None = None, policy: str = "longest", on_bad_image: str = "error",
+         progress: bool = True, allow_outside: bool = False, extra_columns: str = "error",
+         views: str | Iterable[str] | None = None) -> Dataset:
+    """The studies a CSV/JSONL manifest lists (see the module docstring for columns, checks and policies).
+
+    ``split``: keep rows whose ``split`` column equals it (None or "all": every row). ``views``: keep only
+    frontal or lateral images (images of unknown view are then left out; counted). ``allow_outside``: accept
+    image paths outside the manifest's folder, absolute ones included. ``extra_columns``: "error" or "ignore".
+    """
+    keep_views = parse_views(views)
+    view_filter = sorted(keep_views) if keep_views else None
+    collector = StudyCollector(NAME, split or "all", policy, on_bad_image, filters={"views": view_filter})
+    check_choice("extra_columns", extra_columns, ("error", "ignore"))
+    path = find_manifest(root)
+    columns, rows, fingerprint = _read_rows(path, extra_columns)
+    if split is not None and split != "all" and "split" not in columns:
+        raise ConfigError(f"{path}: split={split!r} asks for a split, but the manifest has no 'split' column "
+                          "(omit split to use every row)")
+    studies = _group_rows(path, rows, allow_outside)
     present = sorted({e.split for e in studies.values()})
     chosen = [(sid, e) for sid, e in studies.items() if split in (None, "all") or e.split == split]
     if not chosen:
         raise DataError(f"{path}: no rows with split {split!r}; the manifest has splits "
                         f"{', '.join(repr(s) for s in present)}")
 
-    from tqdm.auto import tqdm
-
-    built: list[Study] = []
-    missing: list[str] = []
-    out_of_view = dropped_no_images = 0
     sources = {"sections": 0, "report": 0}
-    for sid, entry in tqdm(chosen, desc="check manifest images", unit="study", disable=not progress):
+    for sid, entry in progress_bar(chosen, "check manifest images", "study", progress):
         images = []
         for row, real, view, exists in entry.images:
             if keep_views is not None and view not in keep_views:
-                out_of_view += 1
-                continue
-            if not exists:
-                msg = f"{real} (image of study {sid!r}, {path} line {row.line})"
-                if on_bad_image == "error":
-                    raise DataError(f"{msg}: image file not found; fix the path, or pass on_bad_image='skip' to "
-                                    "leave missing images out (counted)")
-                missing.append(msg)
-                continue
-            # id: the path as written, normalised (unique: two spellings of one file were refused above)
-            images.append(ImageRecord(Path(os.path.normpath(row.values["image_path"])).as_posix(), real, view))
+                collector.drop("images_not_in_views")
+            elif not exists:
+                collector.missing_image(real, f"image of study {sid!r}, {path} line {row.line}", "fix the path")
+            else:  # id: the path as written, normalised (unique: two spellings of one file were refused above)
+                images.append(ImageRecord(Path(os.path.normpath(row.values["image_path"])).as_posix(), real, view))
         if not images:
-            dropped_no_images += 1
+            collector.drop("dropped_no_images")
             continue
         findings, impression, report = entry.text
         source = "report" if report else "sections"
         sources[source] += 1
         if report:
             findings, impression = ("", report) if policy == "impression" else (report, "")
-        built.append(Study(sid, tuple(images), findings, impression,
-                           meta={"lines": [r.line for r, *_ in entry.images], "text_source": source,
-                                 "split": entry.split}))
-    kept, dropped = finish_studies(NAME, path, built, policy, missing, split, len(chosen), dropped_no_images)
-    summary = {
-        **count_summary(kept),
-        "split": split or "all",
-        "splits_in_manifest": present,
-        "rows": n_rows,
-        "studies_in_split": len(chosen),
-        "dropped_empty_text": dropped,
-        "dropped_no_images": dropped_no_images,
-        "skipped_missing_images": len(missing),
-        "images_not_in_views": out_of_view,
-        "views": view_counts(kept),
-        "text_source": sources,
-        "text_available": text_available(built),
-        "unique_texts": len(set(Dataset("", "", policy, kept).texts)),
-    }
-    provenance = {
-        "root": str(base),
-        "index_files": [file_fingerprint(path)],
-        "options": {"split": split, "allow_outside": allow_outside, "extra_columns": extra_columns,
-                    "views": sorted(keep_views) if keep_views else None},
-    }
-    return Dataset(name=NAME, split=split or "all", policy=policy, studies=kept, summary=summary,
-                   image_loader=decode_record, provenance=provenance, on_bad_image=on_bad_image)
+        collector.add(Study(sid, tuple(images), findings, impression,
+                            meta={"lines": [r.line for r, *_ in entry.images], "text_source": source,
+                                  "split": entry.split}))
+    return collector.finish(
+        path, len(chosen),
+        facts={"splits_in_manifest": present, "rows": len(rows), "studies_in_split": len(chosen)},
+        details={"text_source": sources},
+        provenance={"root": str(path.parent.resolve()), "index_files": [fingerprint],
+                    "options": {"split": split, "allow_outside": allow_outside, "extra_columns": extra_columns,
+                                "views": view_filter}})
