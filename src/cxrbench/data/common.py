@@ -206,11 +206,11 @@ class PathResolver:
     """Resolves index paths against ``base`` with one ``lstat`` per file (folders' real paths are cached)."""
 
     base: Path
-    _base_real: str = field(init=False)
+    real_base: str = field(init=False)
     _dirs: dict[str, str] = field(default_factory=dict, init=False)
 
     def __post_init__(self) -> None:
-        self._base_real = os.path.realpath(self.base)
+        self.real_base = os.path.realpath(self.base)
 
     def locate(self, raw: str | os.PathLike) -> Located:
         full = os.path.normpath(os.path.join(self.base, raw))
@@ -229,7 +229,7 @@ class PathResolver:
                 exists = os.path.isfile(real)
             else:
                 exists = stat.S_ISREG(st.st_mode)
-        outside = not (real == self._base_real or real.startswith(self._base_real.rstrip(os.sep) + os.sep))
+        outside = not (real == self.real_base or real.startswith(self.real_base.rstrip(os.sep) + os.sep))
         return Located(real, exists, outside)
 
 
