@@ -1,7 +1,9 @@
 """Datasets: ``available()`` lists names, ``load_dataset(name, ...)`` returns a :class:`Dataset`.
 
 Every loader returns the same shape (studies with images and report sections, a summary of counts and drops),
-like torchxrayvision's one-class-per-dataset design.
+like torchxrayvision's one-class-per-dataset design. Loaders share :mod:`cxrbench.data.common` (helpers and the
+StudyCollector) and never import one another; ``load_dataset`` checks every dataset's options the same way
+(:func:`check_options`).
 """
 
 from __future__ import annotations

@@ -1,6 +1,10 @@
-"""The toolkit every dataset loader shares: option checks, path resolution, index-file reading and
-fingerprints, summary counts, and the image decoder of file-based datasets.
+"""The toolkit the dataset loaders share: option checks, index files (CSV reading with line numbers, hashing
+while parsing, the first non-UTF-8 line), path resolution inside a dataset folder, the image decoder of
+file-based datasets, and :class:`StudyCollector`, which gathers a loader's studies and drops, applies
+``on_bad_image`` and finishes the Dataset's summary.
 
+A loader's ``load()`` makes a collector (which checks ``policy`` and ``on_bad_image``), reads its index, loops
+over the studies calling ``add`` / ``drop`` / ``missing_image``, and returns ``collector.finish(...)``.
 Loaders import from here and from :mod:`cxrbench.data.records`, never from one another.
 """
 
