@@ -12,8 +12,8 @@ import pytest
 from PIL import Image
 
 from cxrbench.data import iu_xray
-from cxrbench.data.iu_phantom import SPLIT_VERSION, split_reports
 from cxrbench.data.iu_reports import image_views, load_reports, view_positions
+from cxrbench.data.iu_split import SPLIT_VERSION, split_reports
 from cxrbench.errors import ConfigError, DataError
 
 from dicom_writer import write_dicom as write_dicom_file

@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from cxrbench.data import mimic_cxr
+from cxrbench.data import load_dataset, mimic_cxr
 from cxrbench.data.mimic_cxr import load
 from cxrbench.errors import ConfigError, DataError
 
@@ -190,7 +190,8 @@ def test_view_filter(tree):
     ds = load(tree, views={"PA", "AP"}, progress=False)
     assert [s.study_id for s in ds.studies] == ["s50414267", "s53189527", "s57375967"]
     assert ds.summary["images"] == 3 and ds.summary["dropped_by_view"] == 3
-    assert ds.summary["dropped_studies_no_view"] == 1 and ds.summary["views"] == ["AP", "PA"]
+    assert ds.summary["dropped_studies_no_view"] == 1 and ds.provenance["options"]["views"] == ["AP", "PA"]
+    assert ds.summary["views"] == {"frontal": 3, "lateral": 0, "unknown": 0}  # kept images per view, as elsewhere
     assert all(im.view == "frontal" for im in ds.images)
     assert load(tree, views="frontal", progress=False).summary["images"] == 3
     lat = load(tree, views="lateral", progress=False)
@@ -247,10 +248,10 @@ def test_paper_comparison(tree, monkeypatch, capsys):
 def test_missing_image_error_and_skip(tree):
     gone = image_path(tree, STUDIES[2], 1)
     gone.unlink()
-    with pytest.raises(DataError, match=r"image file not found .*split\.csv line 6") as exc:
+    with pytest.raises(DataError, match=r"split\.csv line 6, dicom_id .*\): image file not found; check root") as exc:
         load(tree, progress=False)
     assert str(gone) in str(exc.value)
-    with pytest.warns(UserWarning, match="image file not found"):
+    with pytest.warns(UserWarning, match=r"mimic-cxr: skipped 1 missing image file\(s\) .*split\.csv line 6"):
         ds = load(tree, on_bad_image="skip", progress=False)
     assert ds.summary["skipped_missing_images"] == 1 and ds.summary["images"] == 5
     assert "skipped" in ds.summary["paper_comparison"]["note"]
@@ -461,9 +462,12 @@ def test_symlinked_files_folder_is_allowed(tmp_path):
 
 
 def test_zero_studies_after_filtering_names_the_filters(tree):
-    with pytest.raises(DataError, match=r"no studies left: split='validate' has 5 studies .*views=\['SWIMMERS'\]"):
+    with pytest.raises(DataError, match=r"split\.csv: no mimic-cxr study left \(split 'validate', policy 'longest', "
+                                        r"views \['SWIMMERS'\]: 5 studies selected, 0 with empty text, 7 images not in "
+                                        r"the chosen views, 5 studies without an image of the chosen views\)"):
         load(tree, views="SWIMMERS", progress=False)
-    with pytest.raises(DataError, match=r"no studies left: split='train' .*policy='impression' dropped 1 studies with empty text"):
+    with pytest.raises(DataError, match=r"no mimic-cxr study left \(split 'train', policy 'impression': 1 studies "
+                                        r"selected, 1 with empty text\)"):
         load(make_tree(tree.parent / "t2", studies=(S("12000022", "56699142", "train", ("PA",), FINDINGS_ONLY),
                                                     S("12000023", "56699143", "validate", ("PA",), FULL_1))),
              split="train", policy="impression", progress=False)
@@ -472,8 +476,11 @@ def test_zero_studies_after_filtering_names_the_filters(tree):
 def test_option_errors(tree):
     with pytest.raises(ConfigError, match="splits train, validate, test"):
         load(tree, split="dev", progress=False)
-    with pytest.raises(ConfigError, match="unknown option"):
+    with pytest.raises(TypeError):  # the loader itself has no catch-all: load_dataset checks every option
         load(tree, view="PA", progress=False)
+    with pytest.raises(ConfigError, match=r"dataset 'mimic-cxr': unknown option\(s\) 'view'; it accepts root, split, "
+                                          "policy, on_bad_image, reports, views, fallback"):
+        load_dataset("mimic-cxr", root=tree, view="PA", progress=False)
     with pytest.raises(ConfigError, match="on_bad_image"):
         load(tree, on_bad_image="ignore", progress=False)
     with pytest.raises(ConfigError, match="policy"):

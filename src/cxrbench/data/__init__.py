@@ -1,13 +1,16 @@
 """Datasets: ``available()`` lists names, ``load_dataset(name, ...)`` returns a :class:`Dataset`.
 
 Every loader returns the same shape (studies with images and report sections, a summary of counts and drops),
-like torchxrayvision's one-class-per-dataset design.
+like torchxrayvision's one-class-per-dataset design. Loaders share :mod:`cxrbench.data.common` (helpers and the
+StudyCollector) and never import one another; ``load_dataset`` checks every dataset's options the same way
+(:func:`check_options`).
 """
 
 from __future__ import annotations
 
 import importlib
 import inspect
+from collections.abc import Callable
 
 from cxrbench.data.records import TEXT_POLICIES, Dataset, ImageRecord, Study, report_text
 from cxrbench.errors import ConfigError
@@ -36,8 +39,26 @@ def _entry(name: str) -> tuple[str, str]:
     return _DATASETS[name]
 
 
+def check_options(name: str, loader: Callable, options: dict) -> None:
+    """The one option check of every dataset: a ConfigError naming each unknown option and listing the
+    accepted ones, or naming the required ones that are missing (from the loader's signature)."""
+    params = inspect.signature(loader).parameters
+    accepted = ", ".join(p for p in params if p != "progress")
+    if not any(p.kind is p.VAR_KEYWORD for p in params.values()):
+        unknown = [k for k in options if k not in params]
+        if unknown:
+            raise ConfigError(f"dataset {name!r}: unknown option(s) {', '.join(map(repr, unknown))}; it accepts "
+                              f"{accepted}")
+    missing = [p.name for p in params.values() if p.default is p.empty and p.name not in options
+               and p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)]
+    if missing:
+        hint = " (on the command line: --root PATH)" if missing == ["root"] else ""
+        raise ConfigError(f"dataset {name!r} needs {', '.join(missing)}{hint}; it accepts {accepted}")
+
+
 def load_dataset(name: str, split: str | None = None, policy: str | None = None, **options) -> Dataset:
-    """Load dataset ``name``; ``split``/``policy`` default to the dataset's own defaults."""
+    """Load dataset ``name``; ``split``/``policy`` default to the dataset's own defaults. Options are checked
+    against the loader's signature first (:func:`check_options`), the same way for every dataset."""
     target, default = _entry(name)
     module, _, fn = target.partition(":")
     loader = getattr(importlib.import_module(module), fn)
@@ -45,13 +66,9 @@ def load_dataset(name: str, split: str | None = None, policy: str | None = None,
     if split is not None:
         kwargs["split"] = split
     kwargs["policy"] = policy or default
-    try:
-        inspect.signature(loader).bind(**kwargs)
-    except TypeError as exc:
-        params = [p for p in inspect.signature(loader).parameters if p not in ("progress",)]
-        raise ConfigError(f"dataset {name!r}: {exc}; it takes {', '.join(params)}") from None
+    check_options(name, loader, kwargs)
     return loader(**kwargs)
 
 
-__all__ = ["TEXT_POLICIES", "Dataset", "ImageRecord", "Study", "available", "default_policy", "load_dataset",
-           "report_text"]
+__all__ = ["TEXT_POLICIES", "Dataset", "ImageRecord", "Study", "available", "check_options", "default_policy",
+           "load_dataset", "report_text"]

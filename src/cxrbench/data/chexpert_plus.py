@@ -38,21 +38,18 @@ import os
 from collections.abc import Iterable
 from pathlib import Path, PurePosixPath
 
-from cxrbench.data.manifest import (
-    ON_BAD_IMAGE,
+from cxrbench.data.common import (
+    Located,
     PathResolver,
     Row,
+    StudyCollector,
+    Table,
     check_choice,
-    check_policy,
-    decode_record,
-    file_fingerprint,
-    finish_studies,
     parse_views,
+    progress_bar,
     read_csv,
-    text_available,
-    view_counts,
 )
-from cxrbench.data.records import Dataset, ImageRecord, Study, collapse_whitespace, count_summary
+from cxrbench.data.records import Dataset, ImageRecord, Study, collapse_whitespace
 from cxrbench.errors import DataError
 
 NAME = "chexpert-plus"
@@ -131,33 +128,21 @@ class _StudyRows:
         self.rows: list[tuple[Row, str, str | None]] = []  # row, path as written, view
 
 
-def load(root: str | Path, split: str = "valid", policy: str = "longest", on_bad_image: str = "error",
-         progress: bool = True, csv_file: str | Path | None = None, image_root: str | Path | None = None,
-         image_suffix: str | None = None, views: str | Iterable[str] | None = None,
-         allow_outside: bool = False) -> Dataset:
-    """CheXpert Plus studies of ``split`` ("valid", "train", "all"): see the module docstring."""
-    check_policy(policy)
-    check_choice("on_bad_image", on_bad_image, ON_BAD_IMAGE)
-    suffix = _normalise_suffix(image_suffix)
-    keep_views = parse_views(views)
-    root = Path(root).expanduser()
-    if not root.is_dir():
-        raise DataError(f"{root}: CheXpert Plus root folder not found")
-    csv_path = find_csv(root, csv_file)
-    images_at = Path(image_root).expanduser() if image_root is not None else default_image_root(root)
-    if not images_at.is_dir():
-        raise DataError(f"{images_at}: image root folder not found")
-
+def _read_rows(csv_path: Path) -> Table:
     def check(columns: list[str]) -> None:
         missing = [c for c in REQUIRED_COLUMNS if c not in columns]
         if missing:
             raise DataError(f"{csv_path}: missing column(s) {', '.join(map(repr, missing))}; a CheXpert Plus CSV "
                             f"has {', '.join(REQUIRED_COLUMNS)} (and frontal_lateral, ap_pa, ...)")
 
-    _, rows = read_csv(csv_path, check, keep=(*REQUIRED_COLUMNS, *OPTIONAL_COLUMNS))
-    if not rows:
+    table = read_csv(csv_path, check, keep=(*REQUIRED_COLUMNS, *OPTIONAL_COLUMNS))
+    if not table.rows:
         raise DataError(f"{csv_path}: no data rows")
+    return table
 
+
+def _group_rows(csv_path: Path, rows: list[Row]) -> dict[str, _StudyRows]:
+    """The CSV's rows grouped into studies (by the image path's patient/study folders), every row checked."""
     studies: dict[str, _StudyRows] = {}
     seen: dict[str, int] = {}
     for row in rows:
@@ -182,7 +167,51 @@ def load(root: str | Path, split: str = "valid", policy: str = "longest", on_bad
             raise DataError(f"{csv_path}: lines {entry.first.line} and {row.line} put study {sid!r} in different "
                             f"splits ({entry.split!r}, {v['split']!r})")
         entry.rows.append((row, raw, _view(v, raw, csv_path, row.line)))
+    return studies
 
+
+def _study(sid: str, entry: _StudyRows, images: list[ImageRecord]) -> Study:
+    first = entry.first.values
+    meta = {
+        "lines": [r.line for r, _, _ in entry.rows],
+        "split": entry.split,
+        "patient_id": first.get("deid_patient_id") or None,
+        "report_date_order": first.get("patient_report_date_order") or None,
+        "ap_pa": {r.values["path_to_image"]: r.values.get("ap_pa") or None for r, _, _ in entry.rows},
+    }
+    return Study(sid, tuple(images), entry.sections[0], entry.sections[1], meta=meta)
+
+
+def _locate(resolver: PathResolver, raw: str, suffix: str | None) -> tuple[Located, bool]:
+    """Where the CSV's image path ``raw`` leads: with its suffix replaced by ``suffix``; or (``suffix=None``) as
+    written, else with the other suffix when only that file exists (then True)."""
+    where = resolver.locate(str(PurePosixPath(raw).with_suffix(suffix)) if suffix else raw)
+    if not where.exists and suffix is None:
+        other = _SWAP.get(PurePosixPath(raw).suffix.lower())
+        alt = resolver.locate(str(PurePosixPath(raw).with_suffix(other))) if other else None
+        if alt is not None and alt.exists:
+            return alt, True
+    return where, False
+
+
+def load(root: str | Path, split: str = "valid", policy: str = "longest", on_bad_image: str = "error",
+         progress: bool = True, csv_file: str | Path | None = None, image_root: str | Path | None = None,
+         image_suffix: str | None = None, views: str | Iterable[str] | None = None,
+         allow_outside: bool = False) -> Dataset:
+    """CheXpert Plus studies of ``split`` ("valid", "train", "all"): see the module docstring."""
+    keep_views = parse_views(views)
+    view_filter = sorted(keep_views) if keep_views else None
+    collector = StudyCollector(NAME, split, policy, on_bad_image, filters={"views": view_filter})
+    suffix = _normalise_suffix(image_suffix)
+    root = Path(root).expanduser()
+    if not root.is_dir():
+        raise DataError(f"{root}: CheXpert Plus root folder not found")
+    csv_path = find_csv(root, csv_file)
+    images_at = Path(image_root).expanduser() if image_root is not None else default_image_root(root)
+    if not images_at.is_dir():
+        raise DataError(f"{images_at}: image root folder not found")
+    table = _read_rows(csv_path)
+    studies = _group_rows(csv_path, table.rows)
     present: dict[str, int] = {}
     for e in studies.values():
         present[e.split] = present.get(e.split, 0) + 1
@@ -192,77 +221,39 @@ def load(root: str | Path, split: str = "valid", policy: str = "longest", on_bad
             f"{', '.join(f'{k!r} ({n} studies)' for k, n in sorted(present.items()))}; or use split='all'")
     chosen = [(sid, e) for sid, e in studies.items() if split == "all" or e.split == split]
 
-    from tqdm.auto import tqdm
-
     resolver = PathResolver(images_at)
-    built: list[Study] = []
-    missing: list[str] = []
-    swapped = out_of_view = dropped_no_images = 0
-    for sid, entry in tqdm(chosen, desc="check chexpert-plus images", unit="study", disable=not progress):
+    swapped = 0
+    for sid, entry in progress_bar(chosen, "check chexpert-plus images", "study", progress):
         images = []
         for row, raw, view in entry.rows:
             if keep_views is not None and view not in keep_views:
-                out_of_view += 1
+                collector.drop("images_not_in_views")
                 continue
             if os.path.isabs(raw) and not allow_outside:
                 raise DataError(f"{csv_path}, line {row.line}: absolute image path {raw!r}; CSV paths are "
                                 f"relative to the image root {images_at} (pass allow_outside=True to accept it)")
-            written = str(PurePosixPath(raw).with_suffix(suffix)) if suffix else raw
-            where = resolver.locate(written)
-            if not where.exists and suffix is None:
-                other = _SWAP.get(PurePosixPath(raw).suffix.lower())
-                alt = resolver.locate(str(PurePosixPath(raw).with_suffix(other))) if other else None
-                if alt is not None and alt.exists:
-                    where = alt
-                    swapped += 1
+            where, swap = _locate(resolver, raw, suffix)
+            swapped += swap
             if where.outside and not allow_outside:
                 raise DataError(f"{csv_path}, line {row.line}: image path {raw!r} leads outside the image root "
                                 f"{images_at} (to {where.path}); pass allow_outside=True to accept it")
-            if not where.exists:
+            if where.exists:
+                images.append(ImageRecord(PurePosixPath(raw.replace("\\", "/")).as_posix(), where.path, view))
+            else:
                 tried = f" (nor with {_SWAP.get(PurePosixPath(raw).suffix.lower())})" if suffix is None else ""
-                msg = f"{where.path}{tried} (study {sid!r}, {csv_path} line {row.line})"
-                if on_bad_image == "error":
-                    raise DataError(f"{msg}: image file not found; check root/image_root, or pass "
-                                    "on_bad_image='skip' to leave missing images out (counted)")
-                missing.append(msg)
-                continue
-            images.append(ImageRecord(PurePosixPath(raw.replace("\\", "/")).as_posix(), where.path, view))
-        if not images:
-            dropped_no_images += 1
-            continue
-        first = entry.first.values
-        meta = {
-            "lines": [r.line for r, _, _ in entry.rows],
-            "split": entry.split,
-            "patient_id": first.get("deid_patient_id") or None,
-            "report_date_order": first.get("patient_report_date_order") or None,
-            "ap_pa": {r.values["path_to_image"]: r.values.get("ap_pa") or None for r, _, _ in entry.rows},
-        }
-        built.append(Study(sid, tuple(images), entry.sections[0], entry.sections[1], meta=meta))
-    kept, dropped = finish_studies(NAME, csv_path, built, policy, missing, split, len(chosen),
-                                   dropped_no_images)
-    summary = {
-        **count_summary(kept),
-        "split": split,
-        "csv_rows": len(rows),
-        "studies_per_split_in_csv": dict(sorted(present.items())),
-        "studies_in_split": len(chosen),
-        "dropped_empty_text": dropped,
-        "dropped_no_images": dropped_no_images,
-        "skipped_missing_images": len(missing),
-        "images_not_in_views": out_of_view,
-        "image_suffix_swapped": swapped,
-        "views": view_counts(kept),
-        "text_available": text_available(built),
-        "unique_texts": len(set(Dataset("", "", policy, kept).texts)),
-    }
-    provenance = {
-        "root": str(root.resolve()),
-        "image_root": str(images_at.resolve()),
-        "index_files": [file_fingerprint(csv_path)],
-        "options": {"split": split, "image_suffix": suffix, "views": sorted(keep_views) if keep_views else None,
-                    "allow_outside": allow_outside},
-        "source": ATTRIBUTION,
-    }
-    return Dataset(name=NAME, split=split, policy=policy, studies=kept, summary=summary,
-                   image_loader=decode_record, provenance=provenance, on_bad_image=on_bad_image)
+                collector.missing_image(f"{where.path}{tried}", f"study {sid!r}, {csv_path} line {row.line}",
+                                        "check root/image_root")
+        if images:
+            collector.add(_study(sid, entry, images))
+        else:
+            collector.drop("dropped_no_images")
+    return collector.finish(
+        csv_path, len(chosen),
+        facts={"csv_rows": len(table.rows), "studies_per_split_in_csv": dict(sorted(present.items())),
+               "studies_in_split": len(chosen)},
+        details={"image_suffix_swapped": swapped},
+        provenance={"root": str(root.resolve()), "image_root": str(images_at.resolve()),
+                    "index_files": [table.fingerprint],
+                    "options": {"split": split, "image_suffix": suffix, "views": view_filter,
+                                "allow_outside": allow_outside},
+                    "source": ATTRIBUTION})

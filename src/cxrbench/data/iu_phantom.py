@@ -5,10 +5,10 @@ where the DICOM metadata gives it, each image's view. What is synthetic: every p
 rendered by :mod:`cxrbench.phantom` from the study's MeSH ``<major>`` terms, with a per-patient seed
 derived from the study id (both views of a study show the same patient) and the image's view.
 
-Split (fixed; "iu-phantom split v1"): the eligible studies (at least one image, FINDINGS or IMPRESSION
-non-empty) are ordered by SHA-256 of ``"iu-phantom-split-v1:" + uid``; the first 1,000 form ``test``, the rest
-``train``. The split does not depend on the report-text policy; the policy then drops test studies whose chosen
-text is empty (counted in the summary).
+Split (fixed; "iu-phantom split v1", :mod:`cxrbench.data.iu_split`, shared with ``iu-xray``): the eligible
+studies (at least one image, FINDINGS or IMPRESSION non-empty) are ordered by SHA-256 of
+``"iu-phantom-split-v1:" + uid``; the first 1,000 form ``test``, the rest ``train``. The split does not depend on
+the report-text policy; the policy then drops test studies whose chosen text is empty (counted in the summary).
 
 Rendered images are cached as PNG under ``<cache>/iu-phantom/r<renderer version>-<size>/``; rendering uses a
 process pool.
@@ -26,33 +26,15 @@ from PIL import Image
 from cxrbench import phantom
 from cxrbench.cache import atomic_path, cache_root
 from cxrbench.data.iu_reports import ATTRIBUTION, IUReport, image_views, load_reports, view_positions
+from cxrbench.data.iu_split import SPLIT_VERSION, eligible_reports, split_reports
 from cxrbench.data.records import Dataset, ImageRecord, Study, apply_policy, count_summary
-from cxrbench.errors import ConfigError
 
-SPLIT_VERSION = "iu-phantom-split-v1"
-TEST_STUDIES = 1000
 DEFAULT_SIZE = 512
 
 
 def study_seed(uid: str) -> int:
     """Per-patient seed for the renderer (stable across machines and Python versions)."""
     return int.from_bytes(hashlib.sha256(f"iu-phantom-patient:{uid}".encode()).digest()[:8], "little")
-
-
-def _split_key(uid: str) -> str:
-    return hashlib.sha256(f"{SPLIT_VERSION}:{uid}".encode()).hexdigest()
-
-
-def eligible_reports() -> list[IUReport]:
-    return [r for r in load_reports() if r.image_ids and (r.findings or r.impression)]
-
-
-def split_reports(split: str) -> list[IUReport]:
-    if split not in ("test", "train", "all"):
-        raise ConfigError(f"iu-phantom has splits 'test', 'train' and 'all', not {split!r}")
-    ordered = sorted(eligible_reports(), key=lambda r: _split_key(r.uid))
-    chosen = {"test": ordered[:TEST_STUDIES], "train": ordered[TEST_STUDIES:], "all": ordered}[split]
-    return sorted(chosen, key=lambda r: int(r.uid[3:]) if r.uid[3:].isdigit() else r.uid)
 
 
 def image_dir(size: int = DEFAULT_SIZE) -> Path:

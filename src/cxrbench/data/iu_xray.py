@@ -1,9 +1,10 @@
 """``iu-xray``: the IU X-ray (OpenI) reports of ``iu-phantom`` with the REAL OpenI radiographs.
 
-Reports, split and views are exactly those of :mod:`cxrbench.data.iu_phantom` (same XML reports from the
-torchxrayvision wheel, same fixed ``test``/``train`` split "iu-phantom-split-v1", same view rule), so numbers on
-``iu-xray`` and ``iu-phantom`` compare study for study; ``split="all"`` takes every eligible study (one image or
-more, FINDINGS or IMPRESSION non-empty). Only the pixels differ: ``root`` holds the OpenI images, either release:
+Reports, split and views are exactly those of ``iu-phantom`` (same XML reports from the torchxrayvision wheel,
+:mod:`cxrbench.data.iu_reports`; same fixed ``test``/``train`` split "iu-phantom-split-v1",
+:mod:`cxrbench.data.iu_split`; same view rule), so numbers on ``iu-xray`` and ``iu-phantom`` compare study for
+study; ``split="all"`` takes every eligible study (one image or more, FINDINGS or IMPRESSION non-empty). Only the
+pixels differ: ``root`` holds the OpenI images, either release:
 
 * PNG release (``NLMCXR_png``): ``CXR1_1_IM-0001-3001.png``, the report's ``parentImage`` id + ``.png``.
 * DICOM release (``NLMCXR_dcm``): ``<n>/1_IM-0001-3001.dcm`` style files. The file of a ``parentImage`` id is the
@@ -37,7 +38,13 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
 
-from cxrbench.data.iu_phantom import SPLIT_VERSION, eligible_reports, split_reports
+from cxrbench.data.common import (
+    StudyCollector,
+    check_choice,
+    file_fingerprint,
+    parse_views,
+    progress_bar,
+)
 from cxrbench.data.iu_reports import (
     ATTRIBUTION,
     DICOM_METADATA,
@@ -49,18 +56,8 @@ from cxrbench.data.iu_reports import (
     reports_archive,
     view_positions,
 )
-from cxrbench.data.manifest import (
-    ON_BAD_IMAGE,
-    check_choice,
-    check_policy,
-    decode_record,
-    file_fingerprint,
-    finish_studies,
-    parse_views,
-    text_available,
-    view_counts,
-)
-from cxrbench.data.records import Dataset, ImageRecord, Study, count_summary
+from cxrbench.data.iu_split import SPLIT_VERSION, eligible_reports, split_reports
+from cxrbench.data.records import Dataset, ImageRecord, Study
 from cxrbench.errors import ConfigError, DataError
 
 NAME = "iu-xray"
@@ -191,69 +188,8 @@ def _select(split: str, studies: str | Iterable[str] | None,
     return reports, in_split
 
 
-def load(root: str | Path, split: str = "test", policy: str = "longest", on_bad_image: str = "error",
-         progress: bool = True, format: str | None = None, views: str | Iterable[str] | None = None,
-         studies: str | Iterable[str] | None = None, max_studies: int | None = None) -> Dataset:
-    """IU X-ray studies of ``split`` ("test", "train", "all") with the OpenI images under ``root``."""
-    check_policy(policy)
-    check_choice("on_bad_image", on_bad_image, ON_BAD_IMAGE)
-    keep_views = parse_views(views)
-    reports, in_split = _select(split, studies, max_studies)
-    index = index_images(root, format)
-    known_views = view_positions()
-    dicom_names = dicom_filenames() if index.format == "dcm" else {}
-
-    from tqdm.auto import tqdm
-
-    built: list[Study] = []
-    missing: list[str] = []
-    out_of_view = dropped_no_images = 0
-    view_source = {"dicom_metadata": 0, "image_order": 0}
-    for report in tqdm(reports, desc="check iu-xray images", unit="study", disable=not progress):
-        images = []
-        for image_id, view in zip(report.image_ids, image_views(report.image_ids, known_views)):
-            if keep_views is not None and view not in keep_views:
-                out_of_view += 1
-                continue
-            names = candidate_names(image_id, index.format, dicom_names)
-            found = next((index.files[n.lower()] for n in names if n.lower() in index.files), None)
-            if found is None:
-                msg = (f"{index.expected(names[0])} (parentImage {image_id} of report {report.xml_name}"
-                       + (f"; also tried {', '.join(names[1:])}" if len(names) > 1 else "") + ")")
-                if on_bad_image == "error":
-                    raise DataError(f"{msg}: image file not found; check root, or pass on_bad_image='skip' to leave "
-                                    "missing images out (counted)")
-                missing.append(msg)
-                continue
-            view_source["dicom_metadata" if image_id in known_views else "image_order"] += 1
-            images.append(ImageRecord(image_id, str(found), view))
-        if not images:
-            dropped_no_images += 1
-            continue
-        built.append(Study(report.uid, tuple(images), report.findings, report.impression, report.majors,
-                           meta={"report": report.xml_name.rpartition(":")[2]}))
-    kept, dropped = finish_studies(NAME, index.root, built, policy, missing, split, len(reports),
-                                   dropped_no_images)
-    summary = {
-        **count_summary(kept),
-        "split": split,
-        "split_version": SPLIT_VERSION,
-        "comparable_with": f"iu-phantom split {split!r}: same reports and split, real OpenI images",
-        "format": index.format,
-        "layout": index.layout,
-        "image_files_found": len(index.files),
-        "split_studies": in_split,
-        "studies_selected": len(reports),
-        "dropped_empty_text": dropped,
-        "dropped_no_images": dropped_no_images,
-        "skipped_missing_images": len(missing),
-        "images_not_in_views": out_of_view,
-        "views": view_counts(kept),
-        "view_source": view_source,
-        "dropped_no_images_or_text_overall": len(load_reports()) - len(eligible_reports()),
-        "text_available": text_available(built),
-        "unique_texts": len(set(Dataset("", "", policy, kept).texts)),
-    }
+def _provenance(index: ImageIndex, split: str, format: str | None, views: list[str] | None,
+                reports: list[IUReport] | None, max_studies: int | None) -> dict:
     index_files = [file_fingerprint(reports_archive())]
     if index.format == "dcm" and (_data_dir() / DICOM_METADATA).is_file():
         index_files.append(file_fingerprint(_data_dir() / DICOM_METADATA))
@@ -261,17 +197,60 @@ def load(root: str | Path, split: str = "test", policy: str = "longest", on_bad_
         txv = importlib.metadata.version("torchxrayvision")
     except importlib.metadata.PackageNotFoundError:  # pragma: no cover - the reports come from it
         txv = None
-    provenance = {
+    return {
         "root": str(index.root.resolve()),
         "format": index.format,
         "layout": index.layout,
         "index_files": index_files,
         "torchxrayvision": txv,
         "split_version": SPLIT_VERSION,
-        "options": {"split": split, "format": format, "views": sorted(keep_views) if keep_views else None,
-                    "studies": [r.uid for r in reports] if studies is not None else None,
+        "options": {"split": split, "format": format, "views": views,
+                    "studies": [r.uid for r in reports] if reports is not None else None,
                     "max_studies": max_studies},
         "reports": ATTRIBUTION,
     }
-    return Dataset(name=NAME, split=split, policy=policy, studies=kept, summary=summary, image_loader=decode_record,
-                   provenance=provenance, on_bad_image=on_bad_image)
+
+
+def load(root: str | Path, split: str = "test", policy: str = "longest", on_bad_image: str = "error",
+         progress: bool = True, format: str | None = None, views: str | Iterable[str] | None = None,
+         studies: str | Iterable[str] | None = None, max_studies: int | None = None) -> Dataset:
+    """IU X-ray studies of ``split`` ("test", "train", "all") with the OpenI images under ``root``."""
+    keep_views = parse_views(views)
+    view_filter = sorted(keep_views) if keep_views else None
+    collector = StudyCollector(NAME, split, policy, on_bad_image, filters={"views": view_filter})
+    reports, in_split = _select(split, studies, max_studies)
+    index = index_images(root, format)
+    known_views = view_positions()
+    dicom_names = dicom_filenames() if index.format == "dcm" else {}
+
+    view_source = {"dicom_metadata": 0, "image_order": 0}
+    for report in progress_bar(reports, "check iu-xray images", "study", progress):
+        images = []
+        for image_id, view in zip(report.image_ids, image_views(report.image_ids, known_views)):
+            if keep_views is not None and view not in keep_views:
+                collector.drop("images_not_in_views")
+                continue
+            names = candidate_names(image_id, index.format, dicom_names)
+            found = next((index.files[n.lower()] for n in names if n.lower() in index.files), None)
+            if found is None:
+                tried = f"; also tried {', '.join(names[1:])}" if len(names) > 1 else ""
+                collector.missing_image(index.expected(names[0]),
+                                        f"parentImage {image_id} of report {report.xml_name}{tried}", "check root")
+                continue
+            view_source["dicom_metadata" if image_id in known_views else "image_order"] += 1
+            images.append(ImageRecord(image_id, str(found), view))
+        if images:
+            collector.add(Study(report.uid, tuple(images), report.findings, report.impression, report.majors,
+                                meta={"report": report.xml_name.rpartition(":")[2]}))
+        else:
+            collector.drop("dropped_no_images")
+    return collector.finish(
+        index.root, len(reports),
+        facts={"split_version": SPLIT_VERSION,
+               "comparable_with": f"iu-phantom split {split!r}: same reports and split, real OpenI images",
+               "format": index.format, "layout": index.layout, "image_files_found": len(index.files),
+               "split_studies": in_split, "studies_selected": len(reports)},
+        details={"view_source": view_source,
+                 "dropped_no_images_or_text_overall": len(load_reports()) - len(eligible_reports())},
+        provenance=_provenance(index, split, format, view_filter, reports if studies is not None else None,
+                               max_studies))

@@ -36,36 +36,30 @@ Checks (every error names the manifest file and its line; CSV lines are physical
   an error naming it and its line, or with ``on_bad_image="skip"`` a warning and a count
   (``summary["skipped_missing_images"]``); a study left with no image is dropped and counted;
 * an empty result (no rows in the split, nothing left after the policy) is an error.
-
-The helpers below (path checks, file fingerprints, option checks) are shared with the other real-data loaders.
 """
 
 from __future__ import annotations
 
-import csv
-import hashlib
+import io
 import json
 import math
 import os
-import stat
-import warnings
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from PIL import Image
-
-from cxrbench.data.images import decode_image
-from cxrbench.data.records import (
-    TEXT_POLICIES,
-    Dataset,
-    ImageRecord,
-    Study,
-    apply_policy,
-    collapse_whitespace,
-    count_summary,
+from cxrbench.data.common import (
+    HashingReader,
+    PathResolver,
+    Row,
+    StudyCollector,
+    check_choice,
+    parse_views,
+    progress_bar,
+    read_csv,
+    utf8_error,
 )
-from cxrbench.data.records import report_text as _report_text
+from cxrbench.data.records import Dataset, ImageRecord, Study, collapse_whitespace
 from cxrbench.errors import ConfigError, DataError
 
 NAME = "manifest"
@@ -73,137 +67,11 @@ REQUIRED_COLUMNS = ("study_id", "image_path")
 TEXT_COLUMNS = ("findings", "impression", "report")
 KNOWN_COLUMNS = (*REQUIRED_COLUMNS, *TEXT_COLUMNS, "view", "split")
 MANIFEST_NAMES = ("manifest.csv", "manifest.jsonl")
-ON_BAD_IMAGE = ("error", "skip")
 VIEW_NAMES = {"frontal": "frontal", "lateral": "lateral", "pa": "frontal", "ap": "frontal", "ll": "lateral",
               "rl": "lateral", "lat": "lateral"}
 
 
-# --- helpers shared with the other real-data loaders ------------------------------------------------------------
-
-
-def decode_record(record: ImageRecord) -> Image.Image:
-    """The image loader of file-based datasets (module level, so a Dataset pickles)."""
-    return decode_image(record.source)
-
-
-def check_choice(option: str, value: object, choices: Iterable[str]) -> None:
-    """ConfigError unless ``value`` is one of ``choices``."""
-    choices = tuple(choices)
-    if value not in choices:
-        raise ConfigError(f"{option}={value!r} is not valid; choose one of {', '.join(map(repr, choices))}")
-
-
-def check_policy(policy: str) -> None:
-    check_choice("policy", policy, TEXT_POLICIES)
-
-
-def parse_views(views: str | Iterable[str] | None) -> frozenset[str] | None:
-    """``views=`` option: None / "all" (every image), "frontal", "lateral", or a list of those."""
-    if views is None or views == "all":
-        return None
-    items = [v.strip() for v in views.split(",")] if isinstance(views, str) else list(views)
-    out = set()
-    for v in items:
-        check_choice("views", v, ("frontal", "lateral"))
-        out.add(v)
-    if not out:
-        raise ConfigError("views= is empty; use 'frontal', 'lateral' or 'all'")
-    return frozenset(out)
-
-
-def file_fingerprint(path: str | Path) -> dict:
-    """Path, size and SHA-256 of an index file (for provenance: results say exactly which file they used)."""
-    p = Path(path)
-    digest = hashlib.sha256()
-    with open(p, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(chunk)
-    return {"path": str(p), "bytes": p.stat().st_size, "sha256": digest.hexdigest()}
-
-
-def view_counts(studies: Iterable[Study]) -> dict[str, int]:
-    out = {"frontal": 0, "lateral": 0, "unknown": 0}
-    for s in studies:
-        for im in s.images:
-            out[im.view or "unknown"] += 1
-    return out
-
-
-def text_available(studies: Iterable[Study]) -> dict[str, int]:
-    """How many of ``studies`` have non-empty text under each policy (to compare policies at a glance)."""
-    studies = list(studies)
-    return {p: sum(1 for s in studies if _report_text(s, p)) for p in TEXT_POLICIES}
-
-
-def warn_skipped(dataset: str, missing: list[str], stacklevel: int = 3) -> None:
-    """One warning for the images left out with on_bad_image='skip' (the summary counts them)."""
-    if missing:
-        shown = "; ".join(missing[:5]) + (f"; ... ({len(missing) - 5} more)" if len(missing) > 5 else "")
-        warnings.warn(f"{dataset}: skipped {len(missing)} missing image file(s) (on_bad_image='skip'): {shown}",
-                      stacklevel=stacklevel)
-
-
-def finish_studies(dataset: str, source: object, built: list[Study], policy: str, missing: list[str],
-                   split: str | None, selected: int, dropped_no_images: int) -> tuple[list[Study], int]:
-    """The last step the file-backed loaders share: warn once about skipped images, apply the text policy, and
-    refuse an empty result with every count that explains it. Returns (kept studies, dropped for empty text)."""
-    warn_skipped(dataset, missing, stacklevel=4)
-    kept, dropped = apply_policy(built, policy)
-    if not kept:
-        raise DataError(f"{source}: no {dataset} study left (split {split!r}, policy {policy!r}: {selected} studies "
-                        f"selected, {dropped} with empty text, {dropped_no_images} without images)")
-    return kept, dropped
-
-
-@dataclass(frozen=True)
-class Located:
-    """Where an index entry's image path leads: ``path`` (absolute, symlinks and ``..`` resolved), whether that
-    is an existing file, and whether it lies outside the base folder."""
-
-    path: str
-    exists: bool
-    outside: bool
-
-
-@dataclass
-class PathResolver:
-    """Resolves index paths against ``base`` with one ``lstat`` per file (folders' real paths are cached)."""
-
-    base: Path
-    _base_real: str = field(init=False)
-    _dirs: dict[str, str] = field(default_factory=dict, init=False)
-
-    def __post_init__(self) -> None:
-        self._base_real = os.path.realpath(self.base)
-
-    def locate(self, raw: str | os.PathLike) -> Located:
-        full = os.path.normpath(os.path.join(self.base, raw))
-        parent, name = os.path.split(full)
-        real_parent = self._dirs.get(parent)
-        if real_parent is None:
-            real_parent = self._dirs[parent] = os.path.realpath(parent)
-        real = os.path.join(real_parent, name)
-        try:
-            st = os.lstat(real)
-        except OSError:
-            exists = False
-        else:
-            if stat.S_ISLNK(st.st_mode):
-                real = os.path.realpath(real)
-                exists = os.path.isfile(real)
-            else:
-                exists = stat.S_ISREG(st.st_mode)
-        outside = not (real == self._base_real or real.startswith(self._base_real.rstrip(os.sep) + os.sep))
-        return Located(real, exists, outside)
-
-
 # --- reading the manifest -----------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Row:
-    line: int
-    values: dict[str, str]
 
 
 def find_manifest(root: str | Path) -> Path:
@@ -224,63 +92,6 @@ def find_manifest(root: str | Path) -> Path:
     return p
 
 
-def _utf8_error(path: Path, exc: UnicodeDecodeError) -> DataError:
-    """A DataError naming the first line of ``path`` that is not UTF-8 (text reads decode whole blocks, so the
-    exception itself does not know the line)."""
-    with open(path, "rb") as fh:
-        for number, raw in enumerate(fh, start=1):
-            try:
-                raw.decode("utf-8")
-            except UnicodeDecodeError as line_exc:
-                return DataError(f"{path}, line {number}: not UTF-8 text ({line_exc.reason} at byte "
-                                 f"{line_exc.start} of the line); save the file as UTF-8")
-    return DataError(f"{path}: not UTF-8 text ({exc}); save the file as UTF-8")
-
-
-def read_csv(path: Path, check: Callable[[list[str]], None], keep: Iterable[str] | None = None,
-             ) -> tuple[list[str], list[Row]]:
-    """Rows of a CSV file with the physical line each starts on (header = line 1); ``check(columns)`` runs on the
-    header before any row is read; ``keep`` limits the values stored per row. Blank lines are skipped; a row whose
-    field count differs from the header's is an error naming its line."""
-    old_limit = csv.field_size_limit()
-    csv.field_size_limit(1 << 28)  # free-text report columns may be longer than the 128 KiB default
-    try:
-        with open(path, newline="", encoding="utf-8-sig") as fh:
-            reader = csv.reader(fh, strict=True)
-            try:
-                header = next(reader)
-            except StopIteration:
-                raise DataError(f"{path}: empty file; the first line must be the header") from None
-            except csv.Error as exc:
-                raise DataError(f"{path}, line 1: cannot read the CSV header ({exc})") from exc
-            columns = [c.strip() for c in header]
-            check(columns)
-            kept = None if keep is None else set(keep)
-            wanted = [(i, c) for i, c in enumerate(columns) if kept is None or c in kept]
-            rows = []
-            line = reader.line_num
-            while True:
-                start = line + 1
-                try:
-                    cells = next(reader)
-                except StopIteration:
-                    break
-                except csv.Error as exc:
-                    raise DataError(f"{path}, line {start}: malformed CSV ({exc})") from exc
-                line = reader.line_num
-                if not cells or all(not c.strip() for c in cells):
-                    continue
-                if len(cells) != len(columns):
-                    raise DataError(f"{path}, line {start}: {len(cells)} fields, but the header has "
-                                    f"{len(columns)} ({', '.join(columns)})")
-                rows.append(Row(start, {c: cells[i].strip() for i, c in wanted}))
-    except UnicodeDecodeError as exc:
-        raise _utf8_error(path, exc) from exc
-    finally:
-        csv.field_size_limit(old_limit)
-    return columns, rows
-
-
 def _json_value(path: Path, line: int, key: str, value: object) -> str:
     if value is None or (isinstance(value, float) and math.isnan(value)):
         return ""
@@ -292,11 +103,12 @@ def _json_value(path: Path, line: int, key: str, value: object) -> str:
                     f"{value!r}")
 
 
-def _jsonl_rows(path: Path) -> tuple[list[str], list[Row]]:
+def _jsonl_rows(path: Path) -> tuple[list[str], list[Row], dict]:
+    """Keys (in first-seen order), rows and fingerprint of a JSONL manifest (hashed as it is read)."""
     columns: dict[str, None] = {}
     rows = []
     try:
-        with open(path, encoding="utf-8-sig") as fh:
+        with HashingReader(path) as hashing, io.TextIOWrapper(hashing.buffered(), encoding="utf-8-sig") as fh:
             for line, text in enumerate(fh, start=1):
                 if not text.strip():
                     continue
@@ -309,9 +121,10 @@ def _jsonl_rows(path: Path) -> tuple[list[str], list[Row]]:
                                     f"{type(obj).__name__}")
                 columns.update(dict.fromkeys(obj))
                 rows.append(Row(line, {k: _json_value(path, line, k, v) for k, v in obj.items()}))
+            fingerprint = hashing.fingerprint()
     except UnicodeDecodeError as exc:
-        raise _utf8_error(path, exc) from exc
-    return list(columns), rows
+        raise utf8_error(path, exc) from exc
+    return list(columns), rows, fingerprint
 
 
 def _check_columns(path: Path, columns: list[str], extra_columns: str) -> None:
@@ -349,40 +162,27 @@ class _StudyRows:
     images: list[tuple[Row, str, str | None, bool]] = field(default_factory=list)  # row, real path, view, exists
 
 
-def load(root: str | Path, split: str | None = None, policy: str = "longest", on_bad_image: str = "error",
-         progress: bool = True, allow_outside: bool = False, extra_columns: str = "error",
-         views: str | Iterable[str] | None = None) -> Dataset:
-    """The studies a CSV/JSONL manifest lists (see the module docstring for columns, checks and policies).
-
-    ``split``: keep rows whose ``split`` column equals it (None or "all": every row). ``views``: keep only
-    frontal or lateral images (images of unknown view are then left out; counted). ``allow_outside``: accept
-    image paths outside the manifest's folder, absolute ones included. ``extra_columns``: "error" or "ignore".
-    """
-    check_policy(policy)
-    check_choice("on_bad_image", on_bad_image, ON_BAD_IMAGE)
-    check_choice("extra_columns", extra_columns, ("error", "ignore"))
-    keep_views = parse_views(views)
-    path = find_manifest(root)
-    base = path.parent.resolve()
+def _read_rows(path: Path, extra_columns: str) -> tuple[list[str], list[Row], dict]:
+    """The manifest's columns, rows and fingerprint (CSV or JSONL by suffix), columns checked."""
     if path.suffix.lower() == ".csv":
-        columns, rows = read_csv(path, lambda cols: _check_columns(path, cols, extra_columns))
-    else:
-        columns, rows = _jsonl_rows(path)
-        if not rows:
-            raise DataError(f"{path}: no rows; each line must be a JSON object with "
-                            f"{', '.join(REQUIRED_COLUMNS)} and report text")
-        _check_columns(path, columns, extra_columns)
-    if split is not None and split != "all" and "split" not in columns:
-        raise ConfigError(f"{path}: split={split!r} asks for a split, but the manifest has no 'split' column "
-                          "(omit split to use every row)")
+        table = read_csv(path, lambda cols: _check_columns(path, cols, extra_columns))
+        return table.columns, table.rows, table.fingerprint
+    columns, rows, fingerprint = _jsonl_rows(path)
+    if not rows:
+        raise DataError(f"{path}: no rows; each line must be a JSON object with "
+                        f"{', '.join(REQUIRED_COLUMNS)} and report text")
+    _check_columns(path, columns, extra_columns)
+    return columns, rows, fingerprint
 
+
+def _group_rows(path: Path, rows: list[Row], allow_outside: bool) -> dict[str, _StudyRows]:
+    """The manifest's rows grouped into studies, every row checked (text, split, path, duplicates)."""
+    base = path.parent.resolve()
     resolver = PathResolver(base)
     studies: dict[str, _StudyRows] = {}
     seen_pairs: dict[tuple[str, str], int] = {}
     seen_images: dict[str, tuple[str, int]] = {}
-    n_rows = 0
     for row in rows:
-        n_rows += 1
         v = row.values
         for key in REQUIRED_COLUMNS:
             if not v.get(key):
@@ -423,68 +223,61 @@ def load(root: str | Path, split: str | None = None, policy: str = "longest", on
                             f"studies {other_sid!r} and {sid!r}; an image belongs to one study")
         seen_images[where.path] = (sid, row.line)
         entry.images.append((row, where.path, view, where.exists))
-
     if not studies:
         raise DataError(f"{path}: no rows; add one row per image")
+    return studies
+
+
+def load(root: str | Path, split: str | None = None, policy: str = "longest", on_bad_image: str = "error",
+         progress: bool = True, allow_outside: bool = False, extra_columns: str = "error",
+         views: str | Iterable[str] | None = None) -> Dataset:
+    """The studies a CSV/JSONL manifest lists (see the module docstring for columns, checks and policies).
+
+    ``split``: keep rows whose ``split`` column equals it (None or "all": every row). ``views``: keep only
+    frontal or lateral images (images of unknown view are then left out; counted). ``allow_outside``: accept
+    image paths outside the manifest's folder, absolute ones included. ``extra_columns``: "error" or "ignore".
+    """
+    keep_views = parse_views(views)
+    view_filter = sorted(keep_views) if keep_views else None
+    collector = StudyCollector(NAME, split or "all", policy, on_bad_image, filters={"views": view_filter})
+    check_choice("extra_columns", extra_columns, ("error", "ignore"))
+    path = find_manifest(root)
+    columns, rows, fingerprint = _read_rows(path, extra_columns)
+    if split is not None and split != "all" and "split" not in columns:
+        raise ConfigError(f"{path}: split={split!r} asks for a split, but the manifest has no 'split' column "
+                          "(omit split to use every row)")
+    studies = _group_rows(path, rows, allow_outside)
     present = sorted({e.split for e in studies.values()})
     chosen = [(sid, e) for sid, e in studies.items() if split in (None, "all") or e.split == split]
     if not chosen:
         raise DataError(f"{path}: no rows with split {split!r}; the manifest has splits "
                         f"{', '.join(repr(s) for s in present)}")
 
-    from tqdm.auto import tqdm
-
-    built: list[Study] = []
-    missing: list[str] = []
-    out_of_view = dropped_no_images = 0
     sources = {"sections": 0, "report": 0}
-    for sid, entry in tqdm(chosen, desc="check manifest images", unit="study", disable=not progress):
+    for sid, entry in progress_bar(chosen, "check manifest images", "study", progress):
         images = []
         for row, real, view, exists in entry.images:
             if keep_views is not None and view not in keep_views:
-                out_of_view += 1
-                continue
-            if not exists:
-                msg = f"{real} (image of study {sid!r}, {path} line {row.line})"
-                if on_bad_image == "error":
-                    raise DataError(f"{msg}: image file not found; fix the path, or pass on_bad_image='skip' to "
-                                    "leave missing images out (counted)")
-                missing.append(msg)
-                continue
-            # id: the path as written, normalised (unique: two spellings of one file were refused above)
-            images.append(ImageRecord(Path(os.path.normpath(row.values["image_path"])).as_posix(), real, view))
+                collector.drop("images_not_in_views")
+            elif not exists:
+                collector.missing_image(real, f"image of study {sid!r}, {path} line {row.line}", "fix the path")
+            else:  # id: the path as written, normalised (unique: two spellings of one file were refused above)
+                images.append(ImageRecord(Path(os.path.normpath(row.values["image_path"])).as_posix(), real, view))
         if not images:
-            dropped_no_images += 1
+            collector.drop("dropped_no_images")
             continue
         findings, impression, report = entry.text
         source = "report" if report else "sections"
         sources[source] += 1
         if report:
             findings, impression = ("", report) if policy == "impression" else (report, "")
-        built.append(Study(sid, tuple(images), findings, impression,
-                           meta={"lines": [r.line for r, *_ in entry.images], "text_source": source,
-                                 "split": entry.split}))
-    kept, dropped = finish_studies(NAME, path, built, policy, missing, split, len(chosen), dropped_no_images)
-    summary = {
-        **count_summary(kept),
-        "split": split or "all",
-        "splits_in_manifest": present,
-        "rows": n_rows,
-        "studies_in_split": len(chosen),
-        "dropped_empty_text": dropped,
-        "dropped_no_images": dropped_no_images,
-        "skipped_missing_images": len(missing),
-        "images_not_in_views": out_of_view,
-        "views": view_counts(kept),
-        "text_source": sources,
-        "text_available": text_available(built),
-        "unique_texts": len(set(Dataset("", "", policy, kept).texts)),
-    }
-    provenance = {
-        "root": str(base),
-        "index_files": [file_fingerprint(path)],
-        "options": {"split": split, "allow_outside": allow_outside, "extra_columns": extra_columns,
-                    "views": sorted(keep_views) if keep_views else None},
-    }
-    return Dataset(name=NAME, split=split or "all", policy=policy, studies=kept, summary=summary,
-                   image_loader=decode_record, provenance=provenance, on_bad_image=on_bad_image)
+        collector.add(Study(sid, tuple(images), findings, impression,
+                            meta={"lines": [r.line for r, *_ in entry.images], "text_source": source,
+                                  "split": entry.split}))
+    return collector.finish(
+        path, len(chosen),
+        facts={"splits_in_manifest": present, "rows": len(rows), "studies_in_split": len(chosen)},
+        details={"text_source": sources},
+        provenance={"root": str(path.parent.resolve()), "index_files": [fingerprint],
+                    "options": {"split": split, "allow_outside": allow_outside, "extra_columns": extra_columns,
+                                "views": view_filter}})

@@ -24,14 +24,19 @@ IMPRESSION section; 994 studies, 1,770 images):
    AP, ``lateral`` means LATERAL and LL, ``unknown`` an empty ViewPosition or an image missing from the
    metadata. The image's ``view`` is ``frontal`` for PA/AP, ``lateral`` for LATERAL/LL, otherwise None.
 3. Every remaining image file must exist (a stat). A missing one is a DataError naming the file and its split
-   csv line, or, with ``on_bad_image="skip"``, a warning and a count (``skipped_missing_images``).
+   csv line, or, with ``on_bad_image="skip"``, counted (``skipped_missing_images``).
 4. The report of every study that still has images is read (only those) and split into FINDINGS and
    IMPRESSION by :mod:`cxrbench.data.mimic_sections`. A missing or non-UTF-8 report is a DataError naming the
-   expected file, or with ``on_bad_image="skip"`` a warning and a count (``missing_reports``,
-   ``unreadable_reports``). Reports with neither section are dropped and counted (``dropped_no_sections``);
-   ``fallback=True`` applies the community's last-paragraph rule to them instead.
+   expected file, or with ``on_bad_image="skip"`` counted (``missing_reports``, ``unreadable_reports``).
+   Reports with neither section are dropped and counted (``dropped_no_sections``); ``fallback=True`` applies
+   the community's last-paragraph rule to them instead.
 5. The report-text ``policy`` (default ``longest``) drops studies whose chosen text is empty
    (``dropped_empty_text``).
+
+Whatever ``on_bad_image="skip"`` leaves out is named in one warning (counts and the first few files). The
+summary has the keys every loader's has (:class:`cxrbench.data.common.StudyCollector`: ``views`` counts the
+kept images per view, ``text_available``, ``unique_texts``) plus the MIMIC ones above, ``view_positions``
+(kept images per ViewPosition) and ``paper_comparison``; the ``views`` option is recorded in the provenance.
 
 Performance: the csvs are streamed with the :mod:`csv` module; dicts are built only for the chosen split, so
 duplicate ``dicom_id`` rows are detected within the chosen split (``split="all"`` checks the whole file).
@@ -44,17 +49,22 @@ import gzip
 import io
 import os
 import re
-import stat
-import warnings
 import zipfile
 import zlib
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from cxrbench.data.manifest import ON_BAD_IMAGE, check_choice, check_policy, decode_record, file_fingerprint
+from cxrbench.data.common import (
+    EXAMPLES,
+    HashingReader,
+    PathResolver,
+    StudyCollector,
+    first_non_utf8_line,
+    progress_bar,
+)
 from cxrbench.data.mimic_sections import Sections, parse_sections
-from cxrbench.data.records import Dataset, ImageRecord, Study, apply_policy, count_summary
+from cxrbench.data.records import Dataset, ImageRecord, Study
 from cxrbench.errors import ConfigError, DataError
 
 NAME = "mimic-cxr"
@@ -73,7 +83,16 @@ FRONTAL = frozenset({"PA", "AP"})
 LATERAL = frozenset({"LATERAL", "LL"})
 _VIEW_GROUPS = {"FRONTAL": FRONTAL, "LATERAL": LATERAL, "UNKNOWN": frozenset({""})}
 _ZIP_MEMBER = re.compile(r"^(.*?)files/p\d\d/p\d+/s\d+\.txt$")
-_EXAMPLES = 5
+#: What the loader counts as left out (summary key -> in words), in the order the summary lists them.
+DROPS = {
+    "dropped_by_view": "images not in the chosen views",
+    "dropped_studies_no_view": "studies without an image of the chosen views",
+    "skipped_missing_images": "missing image file(s)",
+    "dropped_studies_no_images": "studies left without images",
+    "missing_reports": "missing report(s)",
+    "unreadable_reports": "unreadable report(s)",
+    "dropped_no_sections": "reports without a FINDINGS or IMPRESSION section",
+}
 
 
 def image_view(view_position: str) -> str | None:
@@ -94,18 +113,24 @@ def _find_index(root: Path, names: tuple[str, ...], what: str) -> Path:
 
 
 class _Csv:
-    """Streams the rows of a csv or csv.gz file as (line number, row), checking the required columns."""
+    """Streams the rows of a csv or csv.gz file as (line number, row), checking the required columns; the file
+    is hashed as it is read (``fingerprint`` once every row has been read)."""
 
     def __init__(self, path: Path, required: tuple[str, ...]):
         self.path = path
         self.required = required
         self.columns: dict[str, int] = {}
+        self.fingerprint: dict | None = None
+
+    def _binary(self, hashing: HashingReader) -> io.BufferedIOBase:
+        raw = hashing.buffered()
+        return gzip.GzipFile(fileobj=raw, mode="rb") if self.path.name.endswith(".gz") else raw
 
     def rows(self) -> Iterator[tuple[int, list[str]]]:
         reader = None
         try:
-            raw = gzip.open(self.path, "rb") if self.path.name.endswith(".gz") else open(self.path, "rb")  # noqa: SIM115
-            with raw, io.TextIOWrapper(raw, encoding="utf-8-sig", newline="") as text:
+            with HashingReader(self.path) as hashing, io.TextIOWrapper(self._binary(hashing), encoding="utf-8-sig",
+                                                                       newline="") as text:
                 reader = csv.reader(text)
                 header = next(reader, None)
                 if header is None:
@@ -124,6 +149,7 @@ class _Csv:
                         raise DataError(f"{self.path}: line {reader.line_num}: {len(row)} fields, expected at "
                                         f"least {width} ({', '.join(self.required)})")
                     yield reader.line_num, row
+                self.fingerprint = hashing.fingerprint()
         except DataError:
             raise
         except UnicodeDecodeError as exc:
@@ -137,12 +163,11 @@ class _Csv:
     def _bad_line(self) -> str:
         """For a decoding error (the text layer decodes in blocks): the first line that is not UTF-8."""
         with gzip.open(self.path, "rb") if self.path.name.endswith(".gz") else open(self.path, "rb") as raw:  # noqa: SIM115
-            for number, line in enumerate(raw, 1):
-                try:
-                    line.decode("utf-8")
-                except UnicodeDecodeError as exc:
-                    return f"line {number}: not UTF-8 text (byte {exc.start} of the line: {exc.reason}); "
-        return ""
+            found = first_non_utf8_line(raw)
+        if found is None:
+            return ""
+        number, exc = found
+        return f"line {number}: not UTF-8 text (byte {exc.start} of the line: {exc.reason}); "
 
     def get(self, row: list[str], column: str) -> str:
         return row[self.columns[column]].strip()
@@ -202,8 +227,8 @@ def _normalise_split(split: str | None) -> str:
     return s
 
 
-def _read_split(path: Path, split: str) -> tuple[dict[str, _Study], int]:
-    """Studies of ``split`` (in csv order) and the number of csv rows in the file."""
+def _read_split(path: Path, split: str) -> tuple[dict[str, _Study], int, dict]:
+    """Studies of ``split`` (in csv order), the number of csv rows in the file, and its fingerprint."""
     table = _Csv(path, SPLIT_COLUMNS)
     studies: dict[str, _Study] = {}
     seen: dict[str, int] = {}
@@ -231,11 +256,13 @@ def _read_split(path: Path, split: str) -> tuple[dict[str, _Study], int]:
             raise DataError(f"{path}: line {line}: study s{study} has subject_id {subject}, but line {entry.line} "
                             f"gives {entry.subject}")
         entry.images.append(_Image(dicom, line))
-    return studies, n_rows
+    assert table.fingerprint is not None  # every row was read
+    return studies, n_rows, table.fingerprint
 
 
-def _read_metadata(path: Path, studies: dict[str, _Study]) -> int:
-    """Fill in ViewPosition for the chosen images; return how many chosen images the metadata lacks."""
+def _read_metadata(path: Path, studies: dict[str, _Study]) -> tuple[int, dict]:
+    """Fill in ViewPosition for the chosen images; return how many chosen images the metadata lacks, and the
+    file's fingerprint."""
     table = _Csv(path, METADATA_COLUMNS)
     wanted = {im.dicom_id: (s, im) for s in studies.values() for im in s.images}
     found: dict[str, int] = {}
@@ -254,7 +281,8 @@ def _read_metadata(path: Path, studies: dict[str, _Study]) -> int:
             raise DataError(f"{path}: line {line}: dicom_id {dicom!r} belongs to study s{s_id} of subject p{p_id} "
                             f"here, but to s{study.study} of p{study.subject} in the split csv (line {image.line})")
         image.view_position = table.get(row, "ViewPosition").upper()
-    return len(wanted) - len(found)
+    assert table.fingerprint is not None  # every row was read
+    return len(wanted) - len(found), table.fingerprint
 
 
 def _parse_views(views: str | Iterable[str] | None) -> frozenset[str] | None:
@@ -279,38 +307,14 @@ def _parse_views(views: str | Iterable[str] | None) -> frozenset[str] | None:
 # ---------------------------------------------------------------------------------------------------- paths
 
 
-class _Inside:
-    """Checks that paths stay inside ``base`` after resolving symlinks and ``..`` (caching directories)."""
-
-    def __init__(self, base: Path):
-        self.base = os.path.realpath(base)
-        self._dirs: dict[str, str] = {}
-
-    def _within(self, real: str) -> bool:
-        return real == self.base or real.startswith(self.base.rstrip(os.sep) + os.sep)
-
-    def check(self, path: Path, where: str) -> os.stat_result | None:
-        """The file's lstat (None when missing); DataError when it resolves outside ``base``."""
-        parent = str(path.parent)
-        real_parent = self._dirs.get(parent)
-        if real_parent is None:
-            real_parent = self._dirs[parent] = os.path.realpath(parent)
-        name = path.name
-        suspicious = name in ("", ".", "..") or not self._within(real_parent)
-        try:
-            st = os.lstat(path)
-        except (FileNotFoundError, NotADirectoryError):
-            st = None
-        if suspicious or (st is not None and stat.S_ISLNK(st.st_mode)):
-            real = os.path.realpath(path)
-            if not self._within(real):
-                raise DataError(f"{path}: {where}: resolves to {real}, outside {self.base}; refusing to read "
-                                "files outside the dataset root")
-            try:
-                st = os.stat(real)
-            except (FileNotFoundError, NotADirectoryError):
-                st = None
-        return st
+def _existing_file(resolver: PathResolver, path: Path, where: str) -> bool:
+    """Whether ``path`` is an existing file; a DataError when it resolves (symlinks, ``..``) outside the
+    resolver's folder."""
+    found = resolver.locate(path)
+    if found.outside:
+        raise DataError(f"{path}: {where}: resolves to {found.path}, outside {resolver.real_base}; refusing to read "
+                        "files outside the dataset root")
+    return found.exists
 
 
 # ---------------------------------------------------------------------------------------------------- reports
@@ -325,7 +329,7 @@ class _Reports:
         self.searched = searched
         self.prefix = ""
         self._zip: zipfile.ZipFile | None = None
-        self._inside = _Inside(location) if kind == "folder" else None
+        self._resolver = PathResolver(location) if kind == "folder" else None
         if kind == "zip":
             try:
                 self._zip = zipfile.ZipFile(location)
@@ -354,9 +358,8 @@ class _Reports:
             except (OSError, zipfile.BadZipFile, EOFError, zlib.error) as exc:
                 raise DataError(f"{self.where(rel)}: {where}: cannot read the report from the zip ({exc})") from exc
         path = self.location / rel
-        assert self._inside is not None
-        st = self._inside.check(path, where)
-        if st is None or not stat.S_ISREG(st.st_mode):
+        assert self._resolver is not None
+        if not _existing_file(self._resolver, path, where):
             return None
         try:
             return path.read_bytes()
@@ -405,12 +408,6 @@ def _open_reports(root: Path, reports: str | Path | None, studies: list[_Study])
 # ----------------------------------------------------------------------------------------------------- load
 
 
-def _warn_or_raise(message: str, on_bad_image: str) -> None:
-    if on_bad_image == "error":
-        raise DataError(message)
-    warnings.warn(message + " (skipped: on_bad_image='skip')", stacklevel=3)
-
-
 def _paper_comparison(studies: int, images: int, split: str, views: frozenset[str] | None, policy: str,
                       fallback: bool, skipped: int, by_requirement: dict) -> dict:
     differences = []
@@ -443,160 +440,146 @@ def _paper_comparison(studies: int, images: int, split: str, views: frozenset[st
             "matches": matches, "note": note, "by_section_requirement": by_requirement}
 
 
-def load(root: str | Path | None = None, split: str | None = DEFAULT_SPLIT, policy: str = "longest",
+@dataclass
+class _Candidate:
+    """A study with the image files it kept, waiting for its report."""
+
+    study: _Study
+    records: tuple[ImageRecord, ...]
+    view_positions: tuple[str, ...]
+
+
+def _check_images(root: Path, split_csv: Path, studies: dict[str, _Study], view_set: frozenset[str] | None,
+                  collector: StudyCollector) -> tuple[list[_Candidate], dict[str, int]]:
+    """Each study's images of the chosen views whose files exist (missing ones go to ``collector``), and the
+    number of kept images per ViewPosition."""
+    files = root / "files"
+    if studies and not files.is_dir():
+        raise DataError(f"{files}: image folder not found; MIMIC-CXR-JPG keeps images in "
+                        "<root>/files/pXX/pSSSSSSSS/sTTTTTTTT/<dicom_id>.jpg")
+    resolver = PathResolver(files)
+    positions: dict[str, int] = {}
+    candidates = []
+    for s in studies.values():
+        kept = [im for im in s.images if view_set is None or im.view_position in view_set]
+        collector.drop("dropped_by_view", len(s.images) - len(kept))
+        if not kept:
+            collector.drop("dropped_studies_no_view")
+            continue
+        found = []
+        for im in kept:
+            path = files / s.rel_dir / f"{im.dicom_id}.jpg"
+            if _existing_file(resolver, path, f"{split_csv.name} line {im.line}"):
+                found.append(im)
+                positions[im.view_position or "unknown"] = positions.get(im.view_position or "unknown", 0) + 1
+            else:
+                collector.missing_image(path, f"{split_csv} line {im.line}, dicom_id {im.dicom_id!r}", "check root")
+        if found:
+            records = tuple(ImageRecord(im.dicom_id, files / s.rel_dir / f"{im.dicom_id}.jpg",
+                                        image_view(im.view_position)) for im in found)
+            candidates.append(_Candidate(s, records, tuple(im.view_position for im in found)))
+        else:
+            collector.drop("dropped_studies_no_images")
+    return candidates, dict(sorted(positions.items(), key=lambda kv: (-kv[1], kv[0])))
+
+
+def _decode_report(data: bytes) -> str:
+    """A report's text; UnicodeDecodeError for bytes that are not UTF-8 text (a NUL byte means binary data)."""
+    if b"\x00" in data:
+        raise UnicodeDecodeError("utf-8", data, data.index(b"\x00"), data.index(b"\x00") + 1,
+                                 "NUL byte: binary data, not text")
+    return data.decode("utf-8")
+
+
+def _read_reports(source: _Reports, candidates: list[_Candidate], split_csv: Path, fallback: bool,
+                  collector: StudyCollector, progress: bool) -> tuple[list[str], int]:
+    """Read and section every candidate's report, adding the studies with a FINDINGS or IMPRESSION section to
+    ``collector``; return examples of reports without either section and how many used the fallback rule."""
+    no_section_examples: list[str] = []
+    fallbacks = 0
+    for c in progress_bar(candidates, "mimic-cxr reports", "report", progress):
+        s, at = c.study, source.where(c.study.rel_report)
+        where = f"study {s.study_id}, {split_csv.name} line {s.line}"
+        data = source.read(s.rel_report, where)
+        if data is None:
+            collector.skip_or_raise("missing_reports", f"{at}: report not found ({where})",
+                                    source.searched or "check the reports= folder or zip")
+            continue
+        try:
+            text = _decode_report(data)
+        except UnicodeDecodeError as exc:
+            collector.skip_or_raise("unreadable_reports",
+                                    f"{at}: not UTF-8 text (byte {exc.start}: {exc.reason}; {where})",
+                                    "re-download the report")
+            continue
+        sections: Sections = parse_sections(text, fallback=fallback)
+        if not (sections.findings or sections.impression):
+            collector.drop("dropped_no_sections")
+            if len(no_section_examples) < EXAMPLES:
+                no_section_examples.append(at)
+            continue
+        fallbacks += sections.fallback is not None
+        collector.add(Study(s.study_id, c.records, sections.findings, sections.impression,
+                            meta={"subject_id": "p" + s.subject, "report": at, "view_positions": c.view_positions,
+                                  "headers": tuple(sections.headers), "fallback": sections.fallback}))
+    return no_section_examples, fallbacks
+
+
+def _by_section_requirement(studies: list[Study]) -> dict:
+    """Studies and images under other section rules (reports with no section header left out)."""
+    out = {}
+    for name, test in (("findings_or_impression", lambda st: bool(st.findings or st.impression)),
+                       ("findings", lambda st: bool(st.findings)), ("impression", lambda st: bool(st.impression)),
+                       ("findings_and_impression", lambda st: bool(st.findings and st.impression))):
+        chosen = [st for st in studies if test(st) and st.meta["fallback"] is None]
+        out[name] = {"studies": len(chosen), "images": sum(len(st.images) for st in chosen)}
+    return out
+
+
+def load(root: str | Path | None, split: str | None = DEFAULT_SPLIT, policy: str = "longest",
          on_bad_image: str = "error", progress: bool = True, reports: str | Path | None = None,
-         views: str | Iterable[str] | None = None, fallback: bool = False, **unknown) -> Dataset:
+         views: str | Iterable[str] | None = None, fallback: bool = False) -> Dataset:
     """The MIMIC-CXR evaluation set of ``split`` (see the module docstring for the layout and the protocol).
 
     ``reports``: reports folder or zip (default: searched under ``root``); ``views``: ViewPosition values to
     keep (None: all); ``fallback``: give reports without FINDINGS/IMPRESSION headers the community's
     last-paragraph conclusion as IMPRESSION instead of dropping them.
     """
-    if unknown:
-        raise ConfigError(f"mimic-cxr: unknown option(s) {', '.join(sorted(unknown))}; "
-                          "known: root, split, policy, on_bad_image, progress, reports, views, fallback")
     if root is None:
         raise ConfigError("mimic-cxr needs the MIMIC-CXR-JPG folder: pass --root (root=...)")
-    check_policy(policy)
-    check_choice("on_bad_image", on_bad_image, ON_BAD_IMAGE)
     split = _normalise_split(split)
     view_set = _parse_views(views)
+    view_filter = sorted(view_set) if view_set else None
+    collector = StudyCollector(NAME, split, policy, on_bad_image, drops=DROPS, filters={"views": view_filter})
     root = Path(root).expanduser()
     if not root.is_dir():
         raise DataError(f"{root}: MIMIC-CXR-JPG root folder not found")
     root = Path(os.path.realpath(root))
     split_csv = _find_index(root, SPLIT_FILES, "split")
     metadata_csv = _find_index(root, METADATA_FILES, "metadata")
-
-    by_study, split_rows = _read_split(split_csv, split)
-    split_images = sum(len(s.images) for s in by_study.values())
-    no_metadata = _read_metadata(metadata_csv, by_study) if by_study else 0
-
-    # views, then image files
-    files = root / "files"
-    if by_study and not files.is_dir():
-        raise DataError(f"{files}: image folder not found; MIMIC-CXR-JPG keeps images in "
-                        "<root>/files/pXX/pSSSSSSSS/sTTTTTTTT/<dicom_id>.jpg")
-    inside = _Inside(files)
-    dropped_by_view = dropped_view_studies = skipped_images = dropped_missing_studies = 0
-    view_counts: dict[str, int] = {}
-    candidates: list[tuple[_Study, tuple[ImageRecord, ...]]] = []
-    positions: dict[str, str] = {}  # dicom_id -> ViewPosition of the kept images
-    for s in by_study.values():
-        kept = [im for im in s.images if view_set is None or im.view_position in view_set]
-        dropped_by_view += len(s.images) - len(kept)
-        if not kept:
-            dropped_view_studies += 1
-            continue
-        records = []
-        for im in kept:
-            path = files / s.rel_dir / f"{im.dicom_id}.jpg"
-            where = f"{split_csv.name} line {im.line}"
-            st = inside.check(path, where)
-            if st is None or not stat.S_ISREG(st.st_mode):
-                _warn_or_raise(f"{path}: image file not found ({split_csv} line {im.line}, dicom_id "
-                               f"{im.dicom_id!r})", on_bad_image)
-                skipped_images += 1
-                continue
-            vp = im.view_position or "unknown"
-            view_counts[vp] = view_counts.get(vp, 0) + 1
-            records.append(ImageRecord(im.dicom_id, path, image_view(im.view_position)))
-            positions[im.dicom_id] = im.view_position
-        if records:
-            candidates.append((s, tuple(records)))
-        else:
-            dropped_missing_studies += 1
-
-    # reports
-    source = _open_reports(root, reports, [s for s, _ in candidates])
-    from tqdm.auto import tqdm
-
-    studies: list[Study] = []
-    missing_reports = unreadable_reports = dropped_no_sections = fallbacks = 0
-    no_section_examples: list[str] = []
+    by_study, split_rows, split_fingerprint = _read_split(split_csv, split)
+    no_metadata, metadata_fingerprint = _read_metadata(metadata_csv, by_study)
+    candidates, positions = _check_images(root, split_csv, by_study, view_set, collector)
+    source = _open_reports(root, reports, [c.study for c in candidates])
     try:
-        for s, records in tqdm(candidates, desc="mimic-cxr reports", unit="report", disable=not progress):
-            where = f"study {s.study_id}, {split_csv.name} line {s.line}"
-            data = source.read(s.rel_report, where)
-            if data is None:
-                hint = f"; {source.searched}" if source.searched else ""
-                _warn_or_raise(f"{source.where(s.rel_report)}: report not found ({where}){hint}", on_bad_image)
-                missing_reports += 1
-                continue
-            try:
-                if b"\x00" in data:
-                    raise UnicodeDecodeError("utf-8", data, data.index(b"\x00"), data.index(b"\x00") + 1,
-                                             "NUL byte: binary data, not text")
-                text = data.decode("utf-8")
-            except UnicodeDecodeError as exc:
-                _warn_or_raise(f"{source.where(s.rel_report)}: not UTF-8 text (byte {exc.start}: {exc.reason}; "
-                               f"{where})", on_bad_image)
-                unreadable_reports += 1
-                continue
-            sections: Sections = parse_sections(text, fallback=fallback)
-            if not (sections.findings or sections.impression):
-                dropped_no_sections += 1
-                if len(no_section_examples) < _EXAMPLES:
-                    no_section_examples.append(source.where(s.rel_report))
-                continue
-            fallbacks += sections.fallback is not None
-            studies.append(Study(
-                s.study_id, records, sections.findings, sections.impression,
-                meta={"subject_id": "p" + s.subject, "report": source.where(s.rel_report),
-                      "view_positions": tuple(positions[im.image_id] for im in records),
-                      "headers": tuple(sections.headers), "fallback": sections.fallback},
-            ))
+        no_section_examples, fallbacks = _read_reports(source, candidates, split_csv, fallback, collector, progress)
     finally:
         source.close()
 
-    by_requirement = {}
-    for name, test in (("findings_or_impression", lambda st: bool(st.findings or st.impression)),
-                       ("findings", lambda st: bool(st.findings)), ("impression", lambda st: bool(st.impression)),
-                       ("findings_and_impression", lambda st: bool(st.findings and st.impression))):
-        chosen = [st for st in studies if test(st) and st.meta["fallback"] is None]
-        by_requirement[name] = {"studies": len(chosen), "images": sum(len(st.images) for st in chosen)}
-    kept, dropped_empty = apply_policy(studies, policy)
-    if not kept:
-        raise DataError(
-            f"{root}: no studies left: split={split!r} has {len(by_study)} studies ({split_images} images) in "
-            f"{split_csv}; views={sorted(view_set) if view_set else 'all'} dropped {dropped_by_view} images "
-            f"({dropped_view_studies} studies); {skipped_images} images and {missing_reports + unreadable_reports} "
-            f"reports missing or unreadable; {dropped_no_sections} reports without FINDINGS/IMPRESSION; "
-            f"policy={policy!r} dropped {dropped_empty} studies with empty text")
-    counts = count_summary(kept)
-    summary = {
-        **counts,
-        "split": split,
-        "views": sorted(view_set) if view_set else None,
-        "fallback": fallback,
-        "split_csv_rows": split_rows,
-        "split_studies": len(by_study),
-        "split_images": split_images,
-        "dropped_by_view": dropped_by_view,
-        "dropped_studies_no_view": dropped_view_studies,
-        "skipped_missing_images": skipped_images,
-        "dropped_studies_no_images": dropped_missing_studies,
-        "missing_reports": missing_reports,
-        "unreadable_reports": unreadable_reports,
-        "dropped_no_sections": dropped_no_sections,
-        "no_section_examples": no_section_examples,
-        "fallback_sections": fallbacks,
-        "dropped_empty_text": dropped_empty,
-        "images_without_metadata": no_metadata,
-        "view_positions": dict(sorted(view_counts.items(), key=lambda kv: (-kv[1], kv[0]))),
-        "reports_source": source.provenance(),
-        "paper_comparison": _paper_comparison(counts["studies"], counts["images"], split, view_set, policy,
-                                              fallback, skipped_images + missing_reports + unreadable_reports,
-                                              by_requirement),
-    }
-    provenance = {
-        "root": str(root),
-        "split_csv": file_fingerprint(split_csv),
-        "metadata_csv": file_fingerprint(metadata_csv),
-        "reports": source.provenance(),
-        "options": {"split": split, "policy": policy, "views": summary["views"], "fallback": fallback,
-                    "on_bad_image": on_bad_image},
-        "section_parser": "cxrbench.data.mimic_sections",
-    }
-    return Dataset(name=NAME, split=split, policy=policy, studies=kept, summary=summary, image_loader=decode_record,
-                   provenance=provenance, on_bad_image=on_bad_image)
+    ds = collector.finish(
+        split_csv, len(by_study),
+        facts={"fallback": fallback, "split_csv_rows": split_rows, "split_studies": len(by_study),
+               "split_images": sum(len(s.images) for s in by_study.values())},
+        details={"no_section_examples": no_section_examples, "fallback_sections": fallbacks,
+                 "images_without_metadata": no_metadata, "view_positions": positions,
+                 "reports_source": source.provenance()},
+        provenance={"root": str(root), "split_csv": split_fingerprint, "metadata_csv": metadata_fingerprint,
+                    "reports": source.provenance(),
+                    "options": {"split": split, "policy": policy, "views": view_filter, "fallback": fallback,
+                                "on_bad_image": on_bad_image},
+                    "section_parser": "cxrbench.data.mimic_sections"})
+    skipped = sum(collector.drops[k] for k in ("skipped_missing_images", "missing_reports", "unreadable_reports"))
+    ds.summary["paper_comparison"] = _paper_comparison(ds.summary["studies"], ds.summary["images"], split, view_set,
+                                                       policy, fallback, skipped,
+                                                       _by_section_requirement(collector.studies))
+    return ds
