@@ -151,7 +151,7 @@ def format_value(value: object) -> str:
 
 
 def describe_text() -> str:
-    """``describe()`` as a plain-text table (what ``cxrbench corruptions`` prints)."""
+    """``describe()`` as a plain-text table (for a ``cxrbench corruptions`` command)."""
     entries = describe()
     occ = entries[0]
     lines = [

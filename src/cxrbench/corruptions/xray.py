@@ -93,7 +93,8 @@ class BiasField(SeverityCorruption):
     source = OURS
     formula = "v' = v - A f(u, v), A = 255 ln(r) / (2 ln(transmission_range)), f a random smooth field in [-1, 1]"
     frame = "defined in normalised frame coordinates: the same field at any frame size"
-    exact = "exact (polynomial field from CPU coefficients, float64 multiplies and adds, exact min / max)"
+    exact = ("exact (CPU coefficients; the field is a fixed sequence of float64 elementwise multiplies and adds, "
+             "then exact min / max)")
 
     def __init__(self, transmission_range: float = 100.0) -> None:
         self.transmission_range = _positive("transmission_range", transmission_range, minimum=1.0)
@@ -106,7 +107,10 @@ class BiasField(SeverityCorruption):
         u = image_uniforms(keys, 5, stream_salt(self.family))
         coef = (2 * u - 1) * torch.tensor([1.0, 1.0, 0.5, 0.5, 0.5], dtype=torch.float64)
         basis = bias_basis(h, w, pixels.device)
-        field = torch.einsum("bj,jhw->bhw", coef.to(pixels.device), basis)
+        coef = coef.to(pixels.device).view(b, 5, 1, 1)
+        field = coef[:, 0] * basis[0]
+        for j in range(1, 5):  # one elementwise multiply and add at a time: no fused or reordered sums
+            field = field + coef[:, j] * basis[j]
         lo, hi = field.amin(dim=(1, 2), keepdim=True), field.amax(dim=(1, 2), keepdim=True)
         half = (hi - lo) / 2
         field = torch.where(half > 1e-12, (field - (hi + lo) / 2) / half.clamp_min(1e-12), torch.zeros_like(field))
