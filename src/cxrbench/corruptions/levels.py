@@ -3,8 +3,8 @@
 Occlusion levels are blocked fractions in [0, 1) (kind ``fraction``); the other families have severities 0..5
 (kind ``severity``, 0 = clean). One sweep may mix both, so a spec gives levels per kind:
 
-* a preset: ``paper`` (the default) or ``all``: fractions -> the paper's 8 levels 0..0.81, severities ->
-  0, 1, 2, 3, 4, 5. (``paper`` means "the standard levels of each kind"; fractions have no "all".)
+* a preset: ``paper`` (the default) or its synonym ``all``: fractions -> the paper's 8 levels 0..0.81,
+  severities -> 0, 1, 2, 3, 4, 5 (the standard levels of each kind).
 * a plain list (``0,0.25,0.5`` or ``1,3,5``): used for every selected corruption, so it must be valid for each
   kind present; ``0`` alone is valid for both, a list mixing fractions and severities is not.
 * per kind: ``fraction=0,0.25,0.5;severity=0,3,5`` (quote it in a shell); a part may be a preset
