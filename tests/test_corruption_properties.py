@@ -155,8 +155,8 @@ MEAN_MONOTONE = ["shot_noise", "quantum_noise", "gaussian_blur", "defocus_blur",
 
 @pytest.mark.parametrize("name", MEAN_MONOTONE)
 def test_mean_change_grows_with_severity(name):
-    x = textured(6, 1, 224, 224, 42)
-    changes = _mean_abs_change(name, x, image_keys([f"m{i}" for i in range(6)], 9))
+    x = textured(4, 1, 224, 224, 42)
+    changes = _mean_abs_change(name, x, image_keys([f"m{i}" for i in range(4)], 9))
     assert changes[0] == 0.0
     assert all(b > a for a, b in zip(changes, changes[1:])), f"{name}: {changes}"
 

@@ -254,8 +254,9 @@ def test_impulse_noise_hits_the_stated_fraction_half_salt_half_pepper():
     corr = corruptions.get("impulse_noise")
     x = _flat(128)
     n = x.numel()
+    state = corr.prepare(x, _keys(4))
     for s, amount in enumerate(corr.values, start=1):
-        y = corr.apply(x, _keys(4), s)
+        y = corr.apply(x, _keys(4), s, state=state)
         salt, pepper = int((y == 255).sum()), int((y == 0).sum())
         sd = math.sqrt(n * amount * (1 - amount))
         assert abs(salt + pepper - n * amount) < 5 * sd
@@ -267,8 +268,10 @@ def test_impulse_noise_hits_the_stated_fraction_half_salt_half_pepper():
 def test_shot_noise_is_poisson_in_photon_units(grey):
     """y = 255 N / c with N ~ Poisson(c x / 255): mean x, variance 255 x / c (grey levels squared)."""
     corr = corruptions.get("shot_noise")
+    x = _flat(grey, n=2)
+    state = corr.prepare(x, _keys(2))
     for s, c in enumerate(corr.values, start=1):
-        y = corr.apply(_flat(grey), _keys(4), s).double()
+        y = corr.apply(x, _keys(2), s, state=state).double()
         counts = y * c / 255
         lam = c * grey / 255
         # counts are integers up to the 8-bit rounding of 255 N / c (each count is >= 4.25 grey levels)

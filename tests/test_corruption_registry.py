@@ -79,6 +79,7 @@ def test_describe_lists_every_family_with_its_parameter_per_severity():
 def test_params_are_json_and_name_the_family():
     for name in corruptions.available():
         corr = corruptions.get(name)
+        assert isinstance(corr, corruptions.Corruption)
         params = corr.params()
         json.dumps(params)
         assert params["family"] == corruptions.family_of(name)
