@@ -13,11 +13,28 @@ Modes
              once per image. Blocked pixels: ``s*s`` (less than p*H*W only when the clip applies).
 ``patches``  a grid of square patches of ``patch_size`` (edge patches are cut by the border); a random ranking
              of the patches and level p blocks the first ``floor(p*n_patches + 0.5)``.
+``center``   one square of side ``s`` (as ``block``) at the centre of the frame: top-left corner
+             ``((H-s)//2, (W-s)//2)``. No randomness.
+``periphery`` everything outside a centred rectangle of the frame's aspect ratio that keeps ``1-p`` of the area:
+             kept size ``min(H, floor(H*sqrt(1-p) + 0.5)) x min(W, floor(W*sqrt(1-p) + 0.5))`` (a square in a
+             square frame), top-left corner ``((H-kh)//2, (W-kw)//2)``. No randomness.
+``lungs``    scattered pixels inside the lung fields: each image's lung pixels get a random ranking and level p
+             blocks the first ``floor(p*n_lung + 0.5)`` of them (nothing outside the lungs). The lung fields are
+             per-image masks given to ``prepare(pixels, keys, masks=...)`` (``lung_fields="masks"``, recorded
+             as ``lungs(masks)``) or the fixed template of :mod:`cxrbench.corruptions.lung_template`
+             (``lung_fields="template"``, recorded as ``lungs(template)``: NOT a segmentation).
 
-All three are *nested*: whatever is blocked at level p stays blocked at every higher level (one ranking or one
+All modes are *nested*: whatever is blocked at level p stays blocked at every higher level (one ranking or one
 (u, v) per image, shared across levels), and *deterministic per (seed, image id)*: the randomness is a
 counter-based integer hash of (image key, position) computed with int64 tensor arithmetic, so the mask does not
 depend on the batch, the device or the order in which images are processed.
+
+Interface
+---------
+``prepare(pixels, keys, masks=None)`` (the interface of :mod:`cxrbench.corruptions.base`) returns the mask state
+*and* the fill values, drawn once per batch; ``apply(pixels, keys, level, state=state)`` then needs nothing
+else. The older form ``prepare(keys, h, w)`` (three arguments) returns the mask state alone, for ``mask`` and for
+callers that pass ``fill=`` to ``apply`` themselves.
 
 Fills
 -----
@@ -28,23 +45,28 @@ pixel's value is the same at every level.
 
 from __future__ import annotations
 
-import hashlib
 import math
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 
-from cxrbench.errors import ConfigError
+from cxrbench.corruptions.base import check_batch
+from cxrbench.corruptions.hashing import image_key, image_keys, mix32  # noqa: F401  (re-exported)
+from cxrbench.corruptions.hashing import position_hash as _position_hash
+from cxrbench.corruptions.lung_template import TEMPLATE_VERSION, lung_template
+from cxrbench.errors import ConfigError, DataError
 
-MODES = ("pixels", "block", "patches")
+MODES = ("pixels", "block", "patches", "center", "periphery", "lungs")
+#: where ``lungs`` takes the lung fields from
+LUNG_FIELDS = ("template", "masks")
 FILLS = ("zero", "mean", "noise")
 #: 8 levels from 0% to 81%. The paper states 8 levels from 0 to 81%; its intermediate values are a
 #: reconstruction (the squares of 0..0.9 without 0.01), see README "Occlusion".
 PAPER_LEVELS = (0.0, 0.09, 0.16, 0.25, 0.36, 0.49, 0.64, 0.81)
 LEVEL_PRESETS = {"paper": PAPER_LEVELS}
 
-_M32 = 0xFFFFFFFF
 _MAX_POSITIONS = 1 << 24  # positions must fit beside a 32-bit hash in an int64 sort key
 
 
@@ -77,39 +99,17 @@ def parse_levels(spec: str | Iterable[float]) -> tuple[float, ...]:
     return levels
 
 
-def image_key(image_id: str, seed: int) -> int:
-    """A 32-bit key per (seed, image id); all of an image's randomness derives from it."""
-    return int.from_bytes(hashlib.sha256(f"cxrbench-occlusion:{int(seed)}:{image_id}".encode()).digest()[:4], "little")
+def _ranks(keys: torch.Tensor, n: int, salt: int, last: torch.Tensor | None = None) -> torch.Tensor:
+    """(B, n) int32: a uniformly random permutation rank of each position (0 = first to be blocked).
 
-
-def image_keys(image_ids: Sequence[str], seed: int) -> torch.Tensor:
-    return torch.tensor([image_key(i, seed) for i in image_ids], dtype=torch.int64)
-
-
-def mix32(x: torch.Tensor) -> torch.Tensor:
-    """A 32-bit integer hash (xor-shift-multiply, 3 rounds) on int64 tensors holding values in [0, 2**32).
-
-    The multiplier is below 2**27, so no product overflows int64 on any device.
+    Positions where ``last`` (B, n) bool is True are ranked after all others (their order among themselves is
+    random too), so the others take ranks 0..count-1.
     """
-    for _ in range(3):
-        x = (((x >> 16) ^ x) * 0x045D9F3B) & _M32
-    return (x >> 16) ^ x
-
-
-def _position_hash(keys: torch.Tensor, n: int, salt: int) -> torch.Tensor:
-    """(B, n) uniform 32-bit values, one per (image key, position index, salt)."""
-    keys = keys.to(torch.int64).view(-1, 1)
-    a = mix32(keys ^ salt)
-    b = mix32((keys + 0x9E3779B9 + salt) & _M32)
-    pos = torch.arange(n, device=keys.device, dtype=torch.int64).view(1, -1)
-    return mix32(mix32((pos + a) & _M32) ^ b)
-
-
-def _ranks(keys: torch.Tensor, n: int, salt: int) -> torch.Tensor:
-    """(B, n) int32: a uniformly random permutation rank of each position (0 = first to be blocked)."""
     if n > _MAX_POSITIONS:
         raise ConfigError(f"occlusion supports at most {_MAX_POSITIONS} positions per image, got {n}")
     sort_key = (_position_hash(keys, n, salt) << 24) | torch.arange(n, device=keys.device).view(1, -1)
+    if last is not None:
+        sort_key = sort_key | (last.to(torch.int64) << 56)
     order = torch.argsort(sort_key, dim=1)
     ranks = torch.empty_like(order, dtype=torch.int32)
     src = torch.arange(n, device=keys.device, dtype=torch.int32).expand_as(order)
@@ -130,6 +130,20 @@ def block_side(level: float, h: int, w: int) -> int:
     return min(_round_half_up(math.sqrt(check_level(level) * h * w)), h, w)
 
 
+def kept_size(level: float, h: int, w: int) -> tuple[int, int]:
+    """``periphery``: the centred rectangle that stays visible, (kh, kw), about (1 - level) of the area."""
+    f = math.sqrt(1.0 - check_level(level))
+    return min(h, _round_half_up(h * f)), min(w, _round_half_up(w * f))
+
+
+def check_masks(masks: Any, b: int, h: int, w: int, device: torch.device) -> torch.Tensor:
+    """Lung masks as (B, H, W) bool on ``device`` (non-bool: nonzero = lung); DataError otherwise."""
+    if not isinstance(masks, torch.Tensor) or tuple(masks.shape) != (b, h, w):
+        got = tuple(masks.shape) if isinstance(masks, torch.Tensor) else type(masks).__name__
+        raise DataError(f"lung masks must be a (B, H, W) = ({b}, {h}, {w}) tensor in the model frame, got {got}")
+    return (masks if masks.dtype == torch.bool else masks != 0).to(device)
+
+
 @dataclass(frozen=True)
 class Occlusion:
     """One occlusion configuration. ``prepare`` draws the per-image randomness once; ``mask`` gives any level."""
@@ -137,6 +151,9 @@ class Occlusion:
     mode: str = "pixels"
     fill: str = "zero"
     patch_size: int = 16
+    lung_fields: str = "template"
+
+    level_kind = "fraction"
 
     def __post_init__(self) -> None:
         if self.mode not in MODES:
@@ -145,27 +162,81 @@ class Occlusion:
             raise ConfigError(f"unknown occlusion fill {self.fill!r}; choose one of {', '.join(FILLS)}")
         if self.mode == "patches" and (not isinstance(self.patch_size, int) or self.patch_size < 1):
             raise ConfigError(f"patch_size must be a positive integer, got {self.patch_size!r}")
+        if self.lung_fields not in LUNG_FIELDS:
+            raise ConfigError(f"unknown lung_fields {self.lung_fields!r}; choose one of {', '.join(LUNG_FIELDS)} "
+                              "(template: a fixed lung-field template; masks: per-image masks from the data)")
 
     @property
     def name(self) -> str:
-        return self.mode
+        return f"lungs({self.lung_fields})" if self.mode == "lungs" else self.mode
+
+    @property
+    def uses_masks(self) -> bool:
+        """True when ``prepare`` needs per-image lung masks (``lungs(masks)``)."""
+        return self.mode == "lungs" and self.lung_fields == "masks"
 
     def params(self) -> dict:
         out = {"family": "occlusion", "mode": self.mode, "fill": self.fill}
         if self.mode == "patches":
             out["patch_size"] = self.patch_size
+        if self.mode == "lungs":
+            out["lung_fields"] = self.lung_fields
+            if self.lung_fields == "template":
+                out["template_version"] = TEMPLATE_VERSION
         return out
 
+    def check_level(self, level: Any) -> float:
+        return check_level(level)
+
     # -- randomness, once per image -------------------------------------------------------
-    def prepare(self, keys: torch.Tensor, h: int, w: int) -> dict:
-        """Per-image random state for a batch: ranks (pixels / patches) or the block anchor (block)."""
+    def prepare(self, *args: Any, masks: torch.Tensor | None = None) -> dict:
+        """The batch's state, drawn once and reused for every level. Two forms:
+
+        ``prepare(pixels, keys, masks=None)``: mask state plus the fill values (``state["fill"]``), so that
+        ``apply(pixels, keys, level, state=state)`` needs nothing else (the corruption interface).
+        ``prepare(keys, h, w, masks=None)``: the mask state alone (ranks, block anchor or lung ranks).
+        """
+        if len(args) == 3:
+            keys, h, w = args
+            return self._mask_state(keys, int(h), int(w), masks)
+        if len(args) != 2:
+            raise TypeError("prepare takes (pixels, keys) or (keys, h, w)")
+        pixels, keys = args
+        check_batch(pixels, keys)
+        keys = keys.to(pixels.device)
+        _, _, h, w = pixels.shape
+        state = self._mask_state(keys, h, w, masks)
+        state["fill"] = self.fill_values(pixels, keys)
+        return state
+
+    def _mask_state(self, keys: torch.Tensor, h: int, w: int, masks: torch.Tensor | None) -> dict:
         if self.mode == "pixels":
             return {"ranks": _ranks(keys, h * w, salt=1).view(-1, h, w), "h": h, "w": w}
         if self.mode == "patches":
             gh, gw = math.ceil(h / self.patch_size), math.ceil(w / self.patch_size)
             return {"ranks": _ranks(keys, gh * gw, salt=2).view(-1, gh, gw), "h": h, "w": w}
-        uv = _position_hash(keys, 2, salt=3).to(torch.float64) / float(1 << 32)
-        return {"uv": uv, "h": h, "w": w}
+        if self.mode == "block":
+            uv = _position_hash(keys, 2, salt=3).to(torch.float64) / float(1 << 32)
+            return {"uv": uv, "h": h, "w": w}
+        if self.mode in ("center", "periphery"):
+            return {"b": int(keys.shape[0]), "device": keys.device, "h": h, "w": w}
+        return self._lung_state(keys, h, w, masks)
+
+    def _lung_state(self, keys: torch.Tensor, h: int, w: int, masks: torch.Tensor | None) -> dict:
+        b = int(keys.shape[0])
+        if self.lung_fields == "masks":
+            if masks is None:
+                raise ConfigError("lungs(masks) occlusion needs per-image lung masks: pass masks=(B, H, W) bool to "
+                                  "prepare, or use lung_fields='template'")
+            lungs = check_masks(masks, b, h, w, keys.device)
+        else:
+            if masks is not None:
+                raise ConfigError("lungs(template) occlusion was given lung masks; use lung_fields='masks' so "
+                                  "results are recorded as lungs(masks)")
+            lungs = lung_template(h, w, keys.device).unsqueeze(0).expand(b, h, w)
+        flat = lungs.reshape(b, h * w)
+        ranks = _ranks(keys, h * w, salt=5, last=~flat).view(-1, h, w)
+        return {"ranks": ranks, "n_lung": flat.sum(1), "h": h, "w": w}
 
     def mask(self, state: dict, level: float) -> torch.Tensor:
         """(B, H, W) bool, True where a pixel is blocked at ``level``."""
@@ -173,6 +244,21 @@ class Occlusion:
         h, w = state["h"], state["w"]
         if self.mode == "pixels":
             return state["ranks"] < blocked_count(level, h * w)
+        if self.mode == "lungs":
+            count = torch.floor(state["n_lung"].to(torch.float64) * level + 0.5).to(torch.int64)
+            return state["ranks"] < count.view(-1, 1, 1)
+        if self.mode in ("center", "periphery"):
+            out = torch.zeros(state["b"], h, w, dtype=torch.bool, device=state["device"])
+            if self.mode == "center":
+                s = block_side(level, h, w)
+                top, left = (h - s) // 2, (w - s) // 2
+                out[:, top : top + s, left : left + s] = True
+                return out
+            kh, kw = kept_size(level, h, w)
+            top, left = (h - kh) // 2, (w - kw) // 2
+            out[:] = True
+            out[:, top : top + kh, left : left + kw] = False
+            return out
         if self.mode == "patches":
             ranks = state["ranks"]
             blocked = ranks < blocked_count(level, ranks.shape[1] * ranks.shape[2])
@@ -204,13 +290,19 @@ class Occlusion:
 
     def apply(self, pixels: torch.Tensor, keys: torch.Tensor, level: float, state: dict | None = None,
               fill: torch.Tensor | float | None = None) -> torch.Tensor:
-        """Occlude a (B, C, H, W) batch (any dtype, 0..255 scale); returns float32 on the same device."""
+        """Occlude a (B, C, H, W) batch (any dtype, 0..255 scale); returns float32 on the same device.
+
+        ``state`` from either form of ``prepare``; the fill comes from ``fill``, else ``state["fill"]``, else is
+        computed here.
+        """
         x = pixels.float()
         if check_level(level) == 0.0:
             return x
         _, _, h, w = x.shape
         state = state if state is not None else self.prepare(keys.to(x.device), h, w)
         m = self.mask(state, level).unsqueeze(1)  # (B, 1, H, W) broadcasts over channels
+        if fill is None:
+            fill = state.get("fill")
         value = self.fill_values(pixels, keys) if fill is None else fill
         if isinstance(value, float):
             return x.masked_fill(m, value)
