@@ -87,7 +87,7 @@ def parse_size(text: str) -> tuple[int, int]:
 
 def atomic_write(path: Path, write) -> None:
     """``write(tmp_path)`` then rename into place (a crash never leaves a half-written file at ``path``)."""
-    from cxrbench.cache import atomic_path
+    from cxrbench.io import atomic_path
 
     with atomic_path(path) as tmp:
         write(tmp)

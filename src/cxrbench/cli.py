@@ -107,8 +107,8 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 def cmd_bench(args: argparse.Namespace) -> int:
     from cxrbench.bench import compare
-    from cxrbench.cache import write_text_atomic
     from cxrbench.corruptions import parse_levels
+    from cxrbench.io import write_text_atomic
 
     report = compare(model=args.model, dataset=args.dataset, levels=parse_levels(args.levels),
                      max_studies=args.max_studies, device=args.device, batch_size=args.batch_size,

@@ -27,11 +27,12 @@ import torch
 
 from cxrbench import corruptions as corruption_registry
 from cxrbench import distributed, metrics
-from cxrbench.cache import atomic_path, cache_root, stable_hash
+from cxrbench.cache import cache_root, stable_hash
 from cxrbench.data import Dataset, load_dataset
 from cxrbench.data.records import count_summary
 from cxrbench.distributed import gather_chunks, study_chunks
 from cxrbench.errors import ConfigError, DataError, WeightsNotAvailable
+from cxrbench.io import atomic_path
 from cxrbench.models import Encoder, load_model
 from cxrbench.provenance import code_version, device_description, environment, resolve_device
 

@@ -23,11 +23,12 @@ from pathlib import Path
 
 from PIL import Image
 
-from cxrbench.cache import atomic_path, cache_root
+from cxrbench.cache import cache_root
 from cxrbench.data import phantom
 from cxrbench.data.iu_reports import ATTRIBUTION, IUReport, image_views, load_reports, view_positions
 from cxrbench.data.records import Dataset, ImageRecord, Study, apply_policy, count_summary
 from cxrbench.errors import ConfigError
+from cxrbench.io import atomic_path
 
 SPLIT_VERSION = "iu-phantom-split-v1"
 TEST_STUDIES = 1000

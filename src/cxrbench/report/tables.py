@@ -6,7 +6,7 @@ import csv
 from collections.abc import Sequence
 from pathlib import Path
 
-from cxrbench.cache import atomic_path
+from cxrbench.io import atomic_path
 
 PAPER_KS = (5, 10, 20, 30, 50, 100)
 CSV_FIELDS = (

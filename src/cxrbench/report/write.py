@@ -9,7 +9,7 @@ from pathlib import Path
 
 import torch
 
-from cxrbench.cache import atomic_path, write_text_atomic
+from cxrbench.io import atomic_path, write_text_atomic
 from cxrbench.report.plots import plot_recall
 from cxrbench.report.tables import markdown_tables, write_csv
 
