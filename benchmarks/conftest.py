@@ -7,10 +7,13 @@ from dataclasses import dataclass
 import pytest
 
 from cxrbench import thresholds
+from cxrbench.config import SweepConfig
 from cxrbench.corruptions import parse_levels
 from cxrbench.errors import ConfigError
 from cxrbench.models import available, canonical_name, get_spec
-from cxrbench.runner import Prepared, SweepConfig, SweepResult, prepare, run_sweep
+from cxrbench.prepared import Prepared, prepare
+from cxrbench.results import SweepResult
+from cxrbench.runner import run_sweep
 
 
 @dataclass(frozen=True)

@@ -439,8 +439,10 @@ def run_one(name: str, precision: str, settings: dict, prep, dataset_root: str, 
     import torch
 
     from cxrbench.bench import compare
+    from cxrbench.config import SweepConfig
+    from cxrbench.engine import inference_context
     from cxrbench.models import load_model
-    from cxrbench.runner import SweepConfig, inference_context, run_sweep
+    from cxrbench.runner import run_sweep
 
     label = name if precision == args.precision else f"{name} ({precision})"
     row: dict[str, Any] = {"run": label, "model": name, "precision": precision}
@@ -456,7 +458,7 @@ def run_one(name: str, precision: str, settings: dict, prep, dataset_root: str, 
     # warm-up (CUDA context, cuBLAS/cuDNN algorithm choice) on one batch of the real shape; not in the timings
     batch = args.batch_size or encoder.image_batch_size
     t0 = time.perf_counter()
-    first = encoder.geometry(prep.pil_images(False, [0])[0])
+    first = prep.map_images(encoder.geometry, indices=[0])[0]
     dummy = first.unsqueeze(0).expand(min(batch, len(prep.image_ids)), *first.shape).contiguous()
     with inference_context(device, precision):
         encoder.embed_pixels(encoder.intensity(dummy.to(device)))
@@ -472,13 +474,14 @@ def run_one(name: str, precision: str, settings: dict, prep, dataset_root: str, 
     result = run_sweep(cfg, progress=False, prepared=prep, encoders={name: encoder})
     _sync(device)
     t = result.timings
+    stage = t.stage(name, "pixels")
     n_images, n_levels = len(prep.image_ids), len(levels)
     row.update({
         "images": n_images, "texts": len(prep.unique_texts), "levels": n_levels, "batch_size": batch,
         "decode_s": decode_s,  # shared by every run: images are decoded once per dataset (Prepared)
-        "geometry_s": t[f"{name}/pixels/geometry_s"], "geometry_cached": geometry_cached,
-        "text_s": t[f"{name}/texts_s"], "embed_s": t[f"{name}/pixels/embed_s"],
-        "score_s": t[f"{name}/pixels/score_s"], "sweep_total_s": t["total_s"],
+        "geometry_s": stage.geometry_s, "geometry_cached": geometry_cached,
+        "text_s": t.model(name).texts_s, "embed_s": stage.embed_s,
+        "score_s": stage.score_s, "sweep_total_s": t.total_s,
     })
     row["images_per_s"] = n_images * n_levels / row["embed_s"] if row["embed_s"] > 0 else None
     stages = row["decode_s"] + row["geometry_s"] + row["text_s"] + row["embed_s"] + row["score_s"]
@@ -593,8 +596,8 @@ def main(argv: list[str] | None = None) -> int:
 
     from cxrbench.corruptions import parse_levels
     from cxrbench.data import load_dataset
+    from cxrbench.prepared import Prepared
     from cxrbench.provenance import device_description, environment, resolve_device
-    from cxrbench.runner import Prepared
 
     device = resolve_device(args.device)
     if args.device in ("auto", "") and not _cuda(device):
@@ -612,10 +615,11 @@ def main(argv: list[str] | None = None) -> int:
                         "tf32_matmul": torch.backends.cuda.matmul.allow_tf32, "cudnn_tf32": torch.backends.cudnn.allow_tf32},
         "precision": args.precision, "levels": list(levels), "corruption": "pixels (zero fill, 16 px patches)",
         "timing_method": (
-            "decode: Prepared.pil_images() once for the dataset (thread pool), shared by every run; geometry, "
+            "decode: Prepared.keep_decoded() once for the dataset (thread pool), shared by every run; geometry, "
             "embed (occlusion + intensity + image tower over all levels, host<->device copies included) and "
-            "score (Recall@k + bootstrap CIs): run_sweep's result.timings '<model>/pixels/{geometry,embed,score}_s'; "
-            "text: '<model>/texts_s' (texts are embedded once, under the run's precision); images/s = images x levels / "
+            "score (Recall@k + bootstrap CIs): run_sweep's result.timings.stage(model, 'pixels')"
+            ".{geometry_s,embed_s,score_s}; text: result.timings.model(model).texts_s (texts are embedded once, "
+            "under the run's precision); images/s = images x levels / "
             "embed; e2e/s = images x levels / (decode + geometry + text + embed + score); load and a one-batch "
             "warm-up are timed apart and left out; peak GPU memory = torch.cuda.max_memory_allocated, reset "
             "before each model is loaded (weights included, naive comparison excluded)"),
@@ -640,7 +644,7 @@ def main(argv: list[str] | None = None) -> int:
     index_s = time.perf_counter() - t0
     prep = Prepared(dataset)
     t0 = time.perf_counter()
-    prep.pil_images(False)
+    prep.keep_decoded(False)
     decode_s = time.perf_counter() - t0
     report["dataset"] = {**prep.summary(), "index_s": round(index_s, 3), "decode_s": round(decode_s, 2),
                          "decode_threads": prep.workers}

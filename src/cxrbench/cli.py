@@ -46,10 +46,12 @@ def _data_options(args: argparse.Namespace) -> dict:
 
 def cmd_run(args: argparse.Namespace) -> int:
     from cxrbench import thresholds
+    from cxrbench.config import SweepConfig
     from cxrbench.corruptions import parse_levels
     from cxrbench.models import canonical_name
     from cxrbench.report import write_run
-    from cxrbench.runner import SweepConfig, records, run_sweep
+    from cxrbench.results import records
+    from cxrbench.runner import run_sweep
 
     cfg = SweepConfig(
         dataset=args.dataset, split=args.split, policy=args.policy, dataset_options=_data_options(args),
@@ -68,7 +70,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     print(Path(paths["table"]).read_text())
     for name, why in result.skipped.items():
         print(f"skipped {name}: {why}", file=sys.stderr)
-    print(f"results: {out}/ ({', '.join(p.name for p in paths.values())}); total {result.timings['total_s']:.1f} s")
+    print(f"results: {out}/ ({', '.join(p.name for p in paths.values())}); total {result.timings.total_s:.1f} s")
     if args.check_thresholds:
         failures, checked = thresholds.check(records(result, run_id), thresholds.load(args.thresholds))
         for f in failures:

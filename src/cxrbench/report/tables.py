@@ -1,4 +1,4 @@
-"""Tables from flat result records (see :func:`cxrbench.runner.records`)."""
+"""Tables from flat result records (see :func:`cxrbench.results.records`)."""
 
 from __future__ import annotations
 
