@@ -11,10 +11,10 @@ import pytest
 import torch
 
 from cxrbench.corruptions import Occlusion, image_keys
+from cxrbench.engine import inference_context
 from cxrbench.metrics import retrieval_metrics
 from cxrbench.models import load_model
 from cxrbench.provenance import resolve_device
-from cxrbench.runner import inference_context
 
 N_IMAGES, N_TEXTS, DIM = 1900, 1000, 256
 

@@ -29,8 +29,10 @@ def test_naive_and_optimised_sweeps_agree(encoder):
 def test_pipeline_timing(benchmark, encoder, pipeline):
     """Timed with --benchmark-enable: the same subset through each pipeline."""
     from cxrbench.bench import naive_sweep
+    from cxrbench.config import SweepConfig
     from cxrbench.data import load_dataset
-    from cxrbench.runner import Prepared, SweepConfig, run_sweep
+    from cxrbench.prepared import Prepared
+    from cxrbench.runner import run_sweep
 
     ds = load_dataset("iu-phantom", progress=False).subset(20)
     levels = (0.0, 0.49)

@@ -1,16 +1,26 @@
-"""The benchmark suite: one case per (model, corruption, level), embeddings computed once per session."""
+"""The benchmark suite: one case per (model, corruption, level), embeddings computed once per session.
+
+The sweep is configured from the pytest options by :func:`cxrbench.options.sweep_config`, exactly as
+``cxrbench run`` is from its command line; ``--records-out PATH`` writes the session's records.
+"""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import pytest
 
 from cxrbench import thresholds
-from cxrbench.corruptions import parse_levels
+from cxrbench.config import SweepConfig
 from cxrbench.errors import ConfigError
-from cxrbench.models import available, canonical_name, get_spec
-from cxrbench.runner import Prepared, SweepConfig, SweepResult, prepare, run_sweep
+from cxrbench.options import sweep_config
+from cxrbench.prepared import Prepared, prepare
+from cxrbench.report import write_records
+from cxrbench.results import SweepResult, records
+from cxrbench.runner import run_sweep
+
+_CONFIG = pytest.StashKey[SweepConfig]()
+_SWEEPS = pytest.StashKey["Sweeps"]()
 
 
 @dataclass(frozen=True)
@@ -24,60 +34,61 @@ class Case:
         return f"{self.model}-{self.corruption}-{self.level:g}"
 
 
-def _cases(config: pytest.Config) -> list[Case]:
-    models = config.getoption("--models")
-    names = [canonical_name(m) for m in models.split(",")] if models else available()
-    for n in names:
-        get_spec(n)  # unknown names fail collection with the list of available ones
-    levels = parse_levels(config.getoption("--levels"))
-    corrs = [c.strip() for c in config.getoption("--corruption").split(",") if c.strip()]
-    return [Case(m, c, lv) for m in names for c in corrs for lv in levels]
+def session_config(config: pytest.Config) -> SweepConfig:
+    """The session's SweepConfig from the options (checked once; a bad option fails collection with its message)."""
+    if _CONFIG not in config.stash:
+        try:
+            config.stash[_CONFIG] = sweep_config(config.getoption)
+        except ConfigError as exc:
+            raise pytest.UsageError(str(exc)) from None
+    return config.stash[_CONFIG]
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     if "case" in metafunc.fixturenames:
-        cases = _cases(metafunc.config)
+        cfg = session_config(metafunc.config)
+        cases = [Case(m, c, lv) for m in cfg.models for c in cfg.corruptions for lv in cfg.levels]
         metafunc.parametrize("case", cases, ids=[c.id for c in cases])
 
 
 class Sweeps:
     """Runs each model's whole sweep (every corruption and level) the first time a case asks for it."""
 
-    def __init__(self, config: pytest.Config):
-        self.config = config
+    def __init__(self, cfg: SweepConfig):
+        self.cfg = cfg
         self._prepared: Prepared | None = None
         self._results: dict[str, SweepResult] = {}
 
-    def _cfg(self, model: str) -> SweepConfig:
-        o = self.config.getoption
-        return SweepConfig(
-            dataset=o("--dataset"), split=o("--split"), policy=o("--policy"),
-            dataset_options={"root": o("--root")} if o("--root") else {},
-            models=[model], models_config=o("--models-config"),
-            corruptions=[c.strip() for c in o("--corruption").split(",") if c.strip()],
-            levels=parse_levels(o("--levels")), device=o("--device"), precision=o("--precision"), bootstrap=0,
-            max_studies=o("--max-studies"),
-        )
-
-    def prepared(self, cfg: SweepConfig) -> Prepared:
+    def prepared(self) -> Prepared:
         """The dataset, its decoded images and geometry tensors: shared by every model of the session."""
         if self._prepared is None:
-            self._prepared = prepare(cfg, progress=False)
+            self._prepared = prepare(self.cfg, progress=False)
         return self._prepared
 
     def result(self, model: str) -> SweepResult:
         if model not in self._results:
-            cfg = self._cfg(model)
-            self._results[model] = run_sweep(cfg, progress=False, prepared=self.prepared(cfg))
+            cfg = replace(self.cfg, models=[model])
+            self._results[model] = run_sweep(cfg, progress=False, prepared=self.prepared())
         res = self._results[model]
         if model in res.skipped:
             pytest.skip(f"{model}: {res.skipped[model]}")
         return res
 
+    def records(self, run_id: str = "") -> list[dict]:
+        """Every record of the sweeps run so far, models in --models order (as ``cxrbench run`` writes them)."""
+        return [r for m in self.cfg.models if m in self._results for r in records(self._results[m], run_id)]
+
 
 @pytest.fixture(scope="session")
 def sweeps(pytestconfig: pytest.Config) -> Sweeps:
-    return Sweeps(pytestconfig)
+    pytestconfig.stash[_SWEEPS] = Sweeps(session_config(pytestconfig))
+    return pytestconfig.stash[_SWEEPS]
+
+
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    path = session.config.getoption("--records-out")
+    if path and _SWEEPS in session.config.stash:
+        write_records(session.config.stash[_SWEEPS].records("pytest"), path)
 
 
 @pytest.fixture(scope="session")

@@ -8,7 +8,7 @@ from __future__ import annotations
 import pytest
 
 from cxrbench import thresholds
-from cxrbench.runner import records
+from cxrbench.results import records
 
 
 def test_recall_at_or_above_thresholds(case, sweeps, stored_thresholds):

@@ -11,11 +11,13 @@ from cxrbench.data.records import Dataset, ImageRecord, Study
 
 @pytest.fixture(autouse=True)
 def _isolated_cache(tmp_path_factory, monkeypatch):
-    """Embedding caches written by tests go to a temporary folder (rendered phantoms stay shared)."""
-    import cxrbench.runner as runner
+    """Embedding and geometry caches written by tests go to a temporary folder (rendered phantoms stay shared)."""
+    import cxrbench.embed_cache as embed_cache
+    import cxrbench.prepared as prepared
 
     root = tmp_path_factory.getbasetemp() / "cxrbench-cache"
-    monkeypatch.setattr(runner, "cache_root", lambda: root)
+    monkeypatch.setattr(embed_cache, "cache_root", lambda: root)
+    monkeypatch.setattr(prepared, "cache_root", lambda: root)
 
 
 def _image(seed: int, size=(72, 64), mode="L") -> Image.Image:

@@ -6,9 +6,12 @@ import pytest
 import torch
 
 from cxrbench import thresholds
+from cxrbench.config import SweepConfig
 from cxrbench.data import load_dataset
 from cxrbench.models import load_model
-from cxrbench.runner import Prepared, SweepConfig, records, run_sweep
+from cxrbench.prepared import Prepared
+from cxrbench.results import records
+from cxrbench.runner import run_sweep
 
 
 @pytest.fixture(scope="module")

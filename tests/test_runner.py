@@ -7,10 +7,12 @@ import json
 import pytest
 import torch
 
+from cxrbench.config import SweepConfig
 from cxrbench.errors import ConfigError
 from cxrbench.models import load_model
 from cxrbench.report import write_run
-from cxrbench.runner import SweepConfig, records, run_sweep
+from cxrbench.results import records
+from cxrbench.runner import run_sweep
 
 LEVELS = (0.0, 0.25, 0.5)
 
@@ -72,20 +74,22 @@ def test_cached_embeddings_give_identical_results(tiny_dataset, random_encoder):
 def test_embeddings_match_encode_images_at_level_zero(tiny_dataset, random_encoder):
     """The runner's split pipeline (geometry -> occlusion -> intensity -> tower) equals encode_images."""
     from cxrbench.corruptions import Occlusion, image_keys
-    from cxrbench.runner import Prepared, embed_levels
+    from cxrbench.engine import embed_levels
+    from cxrbench.prepared import Prepared
 
     prep = Prepared(tiny_dataset)
     pixels = prep.geometry(random_encoder, progress=False)
     chunks = embed_levels(random_encoder, pixels, image_keys(prep.image_ids, 0), Occlusion(), [0.0],
                           torch.device("cpu"), "fp32", chunks=3)
     got = torch.cat([c[0.0] for c in chunks])
-    want = random_encoder.encode_images(prep.pil_images(False))
+    want = random_encoder.encode_images(prep.map_images())  # the decoded images
     assert torch.allclose(got, want, atol=1e-6)
 
 
 def test_occlusion_changes_embeddings_progressively(tiny_dataset, random_encoder):
     from cxrbench.corruptions import Occlusion, image_keys
-    from cxrbench.runner import Prepared, embed_levels
+    from cxrbench.engine import embed_levels
+    from cxrbench.prepared import Prepared
 
     prep = Prepared(tiny_dataset)
     pixels = prep.geometry(random_encoder, progress=False)

@@ -17,12 +17,15 @@ from dataclasses import replace
 import torch
 
 from cxrbench import corruptions, metrics
+from cxrbench.config import SweepConfig
 from cxrbench.data import Dataset, load_dataset
 from cxrbench.data.records import ImageRecord, Study, count_summary
 from cxrbench.distributed import study_chunks
+from cxrbench.engine import inference_context
 from cxrbench.models import Encoder, load_model
+from cxrbench.prepared import Prepared
 from cxrbench.provenance import device_description, resolve_device
-from cxrbench.runner import Prepared, SweepConfig, inference_context, run_sweep
+from cxrbench.runner import run_sweep
 
 
 def _peak_rss_mib() -> float:
@@ -126,6 +129,6 @@ def compare(model: str = "reference", dataset: str = "iu-phantom", levels: Seque
         "naive_s": round(naive_s, 2), "optimised_s": round(fast_s, 2), "speedup": round(naive_s / fast_s, 2) if naive else None,
         "naive_images_per_s": round(work / naive_s, 1) if naive else None, "optimised_images_per_s": round(work / fast_s, 1),
         "naive_breakdown_s": {k: round(v, 2) for k, v in naive_t.items()},
-        "optimised_breakdown_s": {k: round(v, 2) for k, v in fast.timings.items()},
+        "optimised_breakdown_s": fast.timings.as_dict(digits=2),
         "max_recall_abs_diff": max_diff if naive else None,
     }

@@ -8,58 +8,22 @@ import sys
 from datetime import datetime
 from pathlib import Path
 
-from cxrbench.errors import CxrBenchError
-
-
-def _csv(text: str) -> list[str]:
-    return [x.strip() for x in text.split(",") if x.strip()]
-
-
-def _checkpoints(items: list[str]) -> dict:
-    out: dict[str, dict] = {}
-    for item in items or []:
-        model, sep, path = item.partition("=")
-        if not sep:
-            raise CxrBenchError(f"--checkpoint expects MODEL=PATH, got {item!r}")
-        from cxrbench.models import canonical_name
-
-        out.setdefault(canonical_name(model), {})["checkpoint"] = path
-    return out
+from cxrbench import options
+from cxrbench.errors import ConfigError, CxrBenchError
 
 
 def _data_options(args: argparse.Namespace) -> dict:
-    """--root, --on-bad-image and repeatable --data-option KEY=VALUE (VALUE parsed as YAML: 1, true, [PA, AP])."""
-    import yaml
-
-    options: dict = {}
-    for item in getattr(args, "data_option", None) or []:
-        key, sep, value = item.partition("=")
-        if not sep or not key.strip():
-            raise CxrBenchError(f"--data-option expects KEY=VALUE, got {item!r}")
-        options[key.strip().replace("-", "_")] = yaml.safe_load(value)
-    if getattr(args, "root", None):
-        options["root"] = args.root
-    if getattr(args, "on_bad_image", None):
-        options["on_bad_image"] = args.on_bad_image
-    return options
+    return options.parse_data_options(args.data_option, args.root, args.on_bad_image)
 
 
 def cmd_run(args: argparse.Namespace) -> int:
     from cxrbench import thresholds
-    from cxrbench.corruptions import parse_levels
-    from cxrbench.models import canonical_name
     from cxrbench.report import write_run
-    from cxrbench.runner import SweepConfig, records, run_sweep
+    from cxrbench.results import records
+    from cxrbench.runner import run_sweep
 
-    cfg = SweepConfig(
-        dataset=args.dataset, split=args.split, policy=args.policy, dataset_options=_data_options(args),
-        models=[canonical_name(m) for m in _csv(args.models)], model_settings=_checkpoints(args.checkpoint),
-        models_config=args.models_config, corruptions=_csv(args.corruption), fill=args.fill,
-        patch_size=args.patch_size, levels=parse_levels(args.levels), seed=args.seed, device=args.device,
-        precision=args.precision, batch_size=args.batch_size, bootstrap=args.bootstrap,
-        max_studies=args.max_studies, use_cache=not args.no_cache, channels_last=args.channels_last,
-    )
-    run_id = args.run_name or datetime.now().strftime(f"%Y%m%d-%H%M%S-{args.dataset}")
+    cfg = options.sweep_config(vars(args).get)
+    run_id = args.run_name or datetime.now().strftime(f"%Y%m%d-%H%M%S-{cfg.dataset}")
     out = Path(args.out) if args.out else Path("results") / run_id
     result = run_sweep(cfg, progress=not args.no_progress)
     if result.rank != 0:  # under torchrun, rank 0 gathers, scores and writes
@@ -68,7 +32,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     print(Path(paths["table"]).read_text())
     for name, why in result.skipped.items():
         print(f"skipped {name}: {why}", file=sys.stderr)
-    print(f"results: {out}/ ({', '.join(p.name for p in paths.values())}); total {result.timings['total_s']:.1f} s")
+    print(f"results: {out}/ ({', '.join(p.name for p in paths.values())}); total {result.timings.total_s:.1f} s")
     if args.check_thresholds:
         failures, checked = thresholds.check(records(result, run_id), thresholds.load(args.thresholds))
         for f in failures:
@@ -84,7 +48,7 @@ def cmd_thresholds(args: argparse.Namespace) -> int:
 
     recs = thresholds.read_records(args.source)
     if args.action == "update":
-        models = _csv(args.models) if args.models else None
+        models = options.csv(args.models) if args.models else None
         th = thresholds.update(thresholds.load(args.file), recs, args.margin, models=models)
         thresholds.save(th, args.file, source=str(args.source), margin=args.margin)
         print(f"wrote {args.file} from {len(recs)} records (margin {args.margin})")
@@ -107,12 +71,19 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 def cmd_bench(args: argparse.Namespace) -> int:
     from cxrbench.bench import compare
-    from cxrbench.cache import write_text_atomic
     from cxrbench.corruptions import parse_levels
+    from cxrbench.io import write_text_atomic
+    from cxrbench.models import canonical_name
 
-    report = compare(model=args.model, dataset=args.dataset, levels=parse_levels(args.levels),
+    model = canonical_name(args.model)
+    settings = options.parse_checkpoints(args.checkpoint)
+    if set(settings) - {model}:
+        raise ConfigError(f"bench runs one model ({model}); --checkpoint names {', '.join(sorted(settings))}: "
+                          f"give --checkpoint {model}=PATH")
+    report = compare(model=model, dataset=args.dataset, levels=parse_levels(args.levels),
                      max_studies=args.max_studies, device=args.device, batch_size=args.batch_size,
-                     checkpoint=args.checkpoint, progress=not args.no_progress, dataset_options=_data_options(args),
+                     checkpoint=settings.get(model, {}).get("checkpoint"), progress=not args.no_progress,
+                     dataset_options=_data_options(args),
                      tile=args.tile, naive=not args.skip_naive, channels_last=args.channels_last)
     print(f"{report['model']} on {report['dataset']} (x{report['tile']}): {report['images']} images x "
           f"{len(report['levels'])} levels, {report['device']}; peak RSS {report['peak_rss_mib']:.0f} MiB")
@@ -162,11 +133,7 @@ def cmd_phantom_grid(args: argparse.Namespace) -> int:
 
 
 def _add_data_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--root", default=None, help="dataset root folder (real datasets; manifest: the manifest file)")
-    p.add_argument("--on-bad-image", default=None, choices=["error", "skip"],
-                   help="a missing or undecodable image: stop naming it (default), or warn, leave it out and count it")
-    p.add_argument("--data-option", action="append", metavar="KEY=VALUE",
-                   help="loader option, repeatable (e.g. views=[PA,AP], reports=/path/reports.zip, format=dcm)")
+    options.add_sweep_options(p.add_argument, only=options.DATA_OPTIONS)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -174,28 +141,9 @@ def build_parser() -> argparse.ArgumentParser:
     sub = p.add_subparsers(dest="command", required=True)
 
     r = sub.add_parser("run", help="run a sweep: models x corruption x levels on a dataset")
-    r.add_argument("--dataset", default="iu-phantom")
-    r.add_argument("--split", default=None, help="dataset split (iu-phantom: test)")
-    r.add_argument("--policy", default=None, help="report text: findings | impression | findings+impression | longest")
-    _add_data_args(r)
-    r.add_argument("--models", default="reference,reference_occaug,random", help="comma-separated model names")
-    r.add_argument("--checkpoint", action="append", metavar="MODEL=PATH", help="checkpoint for a model (repeatable)")
-    r.add_argument("--models-config", default=None, help="models.yaml with per-model paths (or $CXRBENCH_MODELS)")
-    r.add_argument("--corruption", default="pixels", help="occlusion modes: pixels, block, patches (comma-separated)")
-    r.add_argument("--fill", default="zero", choices=["zero", "mean", "noise"])
-    r.add_argument("--patch-size", type=int, default=16)
-    r.add_argument("--levels", default="paper", help="'paper' or comma-separated fractions in [0, 1)")
-    r.add_argument("--seed", type=int, default=0)
-    r.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N")
-    r.add_argument("--precision", default="fp32", choices=["fp32", "bf16", "fp16"])
-    r.add_argument("--batch-size", type=int, default=None)
-    r.add_argument("--no-channels-last", dest="channels_last", action="store_false",
-                   help="keep the image tower in contiguous (NCHW) memory format")
-    r.add_argument("--bootstrap", type=int, default=1000, help="bootstrap resamples for 95%% intervals (0: none)")
-    r.add_argument("--max-studies", type=int, default=None, help="use only the first N studies (smoke runs)")
+    options.add_sweep_options(r.add_argument)  # the same table as the pytest plugin's (cxrbench.options)
     r.add_argument("--out", default=None, help="results folder (default results/<run-name>)")
     r.add_argument("--run-name", default=None)
-    r.add_argument("--no-cache", action="store_true", help="do not read or write the embedding cache")
     r.add_argument("--no-progress", action="store_true")
     r.add_argument("--check-thresholds", action="store_true", help="exit 1 if a value is below thresholds.yaml")
     r.add_argument("--thresholds", default="thresholds.yaml")
@@ -219,7 +167,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     b = sub.add_parser("bench", help="time the optimised sweep against a naive per-level loop (same data, model)")
     b.add_argument("--model", default="reference")
-    b.add_argument("--checkpoint", default=None)
+    b.add_argument("--checkpoint", action="append", metavar="MODEL=PATH", help="checkpoint for the model (as in run)")
     b.add_argument("--dataset", default="iu-phantom")
     b.add_argument("--levels", default="paper")
     b.add_argument("--max-studies", type=int, default=None)

@@ -25,8 +25,8 @@ from pathlib import Path
 
 import yaml
 
-from cxrbench.cache import write_text_atomic
 from cxrbench.errors import ConfigError
+from cxrbench.io import write_text_atomic
 
 DEFAULT_FILE = "thresholds.yaml"
 

@@ -75,11 +75,11 @@ def _split_val(studies: list, fraction: float) -> tuple[list, list]:
 
 def _tensors(ds, studies, minilm: MiniLM, progress: bool):
     from cxrbench.data.records import Dataset
-    from cxrbench.runner import Prepared
+    from cxrbench.prepared import Prepared
 
     sub = Dataset(ds.name, "train", ds.policy, studies, image_loader=ds.image_loader, provenance=ds.provenance)
     prep = Prepared(sub)
-    pixels = torch.stack([reference.geometry(im) for im in prep.pil_images(progress)])
+    pixels = torch.stack(prep.map_images(reference.geometry, progress=progress, desc="decode + geometry"))
     text_base = minilm.encode(prep.unique_texts, progress=progress)
     return pixels, torch.tensor(prep.image_text), text_base
 

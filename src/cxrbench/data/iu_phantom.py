@@ -24,10 +24,11 @@ from pathlib import Path
 from PIL import Image
 
 from cxrbench import phantom
-from cxrbench.cache import atomic_path, cache_root
+from cxrbench.cache import cache_root
 from cxrbench.data.iu_reports import ATTRIBUTION, IUReport, image_views, load_reports, view_positions
 from cxrbench.data.iu_split import SPLIT_VERSION, eligible_reports, split_reports
 from cxrbench.data.records import Dataset, ImageRecord, Study, apply_policy, count_summary
+from cxrbench.io import atomic_path
 
 DEFAULT_SIZE = 512
 

@@ -109,7 +109,7 @@ def save_weights(net: ReferenceNet, path: str | Path, record: dict) -> None:
     """safetensors with the config and the training record in its metadata (fp16 to stay small)."""
     from safetensors.torch import save_file
 
-    from cxrbench.cache import atomic_path
+    from cxrbench.io import atomic_path
 
     state = {k: (v.half() if v.is_floating_point() else v).contiguous() for k, v in net.state_dict().items()}
     meta = {"format": "cxrbench-reference-v1", "config": json.dumps(net.config), "record": json.dumps(record)}
@@ -120,7 +120,7 @@ def save_weights(net: ReferenceNet, path: str | Path, record: dict) -> None:
 
 def write_record(path: str | Path) -> Path:
     """The human-readable training record next to a weights file (``<name>.json``), from its metadata."""
-    from cxrbench.cache import write_text_atomic
+    from cxrbench.io import write_text_atomic
 
     path = Path(path)
     meta = read_metadata(path)

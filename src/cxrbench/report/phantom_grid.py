@@ -9,7 +9,7 @@ from __future__ import annotations
 import textwrap
 from pathlib import Path
 
-from cxrbench.cache import atomic_path
+from cxrbench.io import atomic_path
 
 
 def _pick(studies, n: int, seed: int):

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from pathlib import Path
 
-from cxrbench.cache import atomic_path
+from cxrbench.io import atomic_path
 
 PLOT_KS = (5, 10, 20, 50, 100)
 

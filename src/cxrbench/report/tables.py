@@ -1,4 +1,4 @@
-"""Tables from flat result records (see :func:`cxrbench.runner.records`)."""
+"""Tables from flat result records (see :func:`cxrbench.results.records`)."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import csv
 from collections.abc import Sequence
 from pathlib import Path
 
-from cxrbench.cache import atomic_path
+from cxrbench.io import atomic_path
 
 PAPER_KS = (5, 10, 20, 30, 50, 100)
 CSV_FIELDS = (

@@ -4,25 +4,30 @@ ranks.pt. Files are written atomically; nothing half-written is left behind."""
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from dataclasses import asdict
 from pathlib import Path
 
 import torch
 
-from cxrbench.cache import atomic_path, write_text_atomic
+from cxrbench.io import atomic_path, write_text_atomic
 from cxrbench.report.plots import plot_recall
 from cxrbench.report.tables import markdown_tables, write_csv
+from cxrbench.results import SweepResult, records
 
 
-def write_run(result, out_dir: str | Path, run_id: str) -> dict[str, Path]:
-    from cxrbench.runner import records as make_records
+def write_records(recs: Sequence[dict], path: str | Path) -> None:
+    """JSON Lines, one record per line, keys sorted (``records.jsonl``)."""
+    write_text_atomic(path, "".join(json.dumps(r, sort_keys=True) + "\n" for r in recs))
 
+
+def write_run(result: SweepResult, out_dir: str | Path, run_id: str) -> dict[str, Path]:
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    recs = make_records(result, run_id)
+    recs = records(result, run_id)
     paths = {}
     paths["records"] = out / "records.jsonl"
-    write_text_atomic(paths["records"], "".join(json.dumps(r, sort_keys=True) + "\n" for r in recs))
+    write_records(recs, paths["records"])
     paths["csv"] = out / "results.csv"
     write_csv(recs, paths["csv"])
     paths["table"] = out / "table.md"
@@ -45,7 +50,7 @@ def write_run(result, out_dir: str | Path, run_id: str) -> dict[str, Path]:
         "skipped": result.skipped,
         "device": result.device,
         "environment": result.environment,
-        "timings_s": {k: round(v, 3) for k, v in result.timings.items()},
+        "timings_s": result.timings.as_dict(digits=3),
     }
     write_text_atomic(paths["run"], json.dumps(run, indent=2, sort_keys=True, default=str) + "\n")
     paths["ranks"] = out / "ranks.pt"

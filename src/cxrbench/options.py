@@ -1,0 +1,158 @@
+"""The sweep's options, declared once for both front-ends: ``cxrbench run`` (argparse) and the pytest plugin.
+
+:data:`SWEEP_OPTIONS` is the table; :func:`add_sweep_options` adds it to an ``argparse`` parser or a pytest option
+group (both take the same keywords), and :func:`sweep_config` turns the parsed values into a checked
+:class:`~cxrbench.config.SweepConfig`. An option left unset (None) takes the SweepConfig default, so defaults
+live in one place. The pytest plugin keeps two defaults of its own on purpose (:data:`PYTEST_DEFAULTS`):
+``--models all`` (every registered model; models without weights skip) and ``--bootstrap 0`` (the gate compares
+point values, and intervals would cost minutes).
+
+This module imports nothing heavy, so the command line stays quick to start.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from cxrbench.errors import ConfigError
+
+if TYPE_CHECKING:
+    from cxrbench.config import SweepConfig
+
+ALL_MODELS = "all"
+
+
+@dataclass(frozen=True)
+class Option:
+    """One command-line option: its flag and the keywords ``add_argument`` / ``addoption`` take."""
+
+    flag: str
+    kwargs: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def dest(self) -> str:
+        return self.kwargs.get("dest") or self.flag.lstrip("-").replace("-", "_")
+
+
+def _opt(flag: str, **kwargs: Any) -> Option:
+    return Option(flag, kwargs)
+
+
+#: every option of ``cxrbench run`` that says what to run (the results folder, run name, progress bars and the
+#: threshold check are the command line's own)
+SWEEP_OPTIONS: tuple[Option, ...] = (
+    _opt("--dataset", help="dataset name (default iu-phantom; `cxrbench datasets list`)"),
+    _opt("--split", help="dataset split (iu-phantom: test)"),
+    _opt("--policy", help="report text: findings | impression | findings+impression | longest"),
+    _opt("--root", help="dataset root folder (real datasets; manifest: the manifest file)"),
+    _opt("--on-bad-image", choices=["error", "skip"],
+         help="a missing or undecodable image: stop naming it (default), or warn, leave it out and count it"),
+    _opt("--data-option", action="append", metavar="KEY=VALUE",
+         help="loader option, repeatable (e.g. views=[PA,AP], reports=/path/reports.zip, format=dcm)"),
+    _opt("--models", help="comma-separated model names, or 'all' (`cxrbench run` default: reference,reference_occaug,random)"),
+    _opt("--checkpoint", action="append", metavar="MODEL=PATH", help="checkpoint for a model (repeatable)"),
+    _opt("--models-config", help="models.yaml with per-model paths (or $CXRBENCH_MODELS)"),
+    _opt("--corruption", help="occlusion modes: pixels (default), block, patches (comma-separated)"),
+    _opt("--fill", choices=["zero", "mean", "noise"], help="value of blocked pixels (default zero)"),
+    _opt("--patch-size", type=int, help="patch side in pixels for 'patches' (default 16)"),
+    _opt("--levels", help="'paper' (default) or comma-separated fractions in [0, 1)"),
+    _opt("--seed", type=int, help="seed of the occlusion masks and the bootstrap (default 0)"),
+    _opt("--device", help="auto (default) | cpu | cuda | cuda:N"),
+    _opt("--precision", choices=["fp32", "bf16", "fp16"], help="image and text towers (default fp32)"),
+    _opt("--batch-size", type=int, help="images per batch (default: each model's own)"),
+    _opt("--no-channels-last", dest="channels_last", action="store_false", default=True,
+         help="keep the image tower in contiguous (NCHW) memory format"),
+    _opt("--bootstrap", type=int, help="bootstrap resamples for 95%% intervals (`cxrbench run` default: 1000; 0: none)"),
+    _opt("--max-studies", type=int, help="use only the first N studies (smoke runs)"),
+    _opt("--no-cache", action="store_true", default=False,
+         help="do not read or write the embedding and geometry caches"),
+)
+
+#: the pytest plugin's own defaults (see the module docstring)
+PYTEST_DEFAULTS: dict[str, Any] = {"models": ALL_MODELS, "bootstrap": 0}
+
+
+#: the loader options alone (``cxrbench datasets describe``, ``cxrbench bench``)
+DATA_OPTIONS = ("root", "on_bad_image", "data_option")
+
+
+def add_sweep_options(add: Callable[..., Any], defaults: dict[str, Any] | None = None,
+                      only: Iterable[str] | None = None) -> None:
+    """``add(flag, **keywords)`` for every sweep option: ``parser.add_argument`` or pytest's ``group.addoption``.
+
+    ``defaults`` (dest -> value) overrides an option's default for this front-end; ``only`` (dests) restricts the
+    options added.
+    """
+    defaults = defaults or {}
+    for opt in SWEEP_OPTIONS:
+        if only is not None and opt.dest not in only:
+            continue
+        kwargs = dict(opt.kwargs)
+        kwargs.setdefault("default", None)
+        if opt.dest in defaults:
+            kwargs["default"] = defaults[opt.dest]
+            kwargs["help"] = f"{kwargs.get('help', '')} [default here: {defaults[opt.dest]}]".strip()
+        add(opt.flag, **kwargs)
+
+
+def csv(text: str) -> list[str]:
+    return [x.strip() for x in text.split(",") if x.strip()]
+
+
+def parse_checkpoints(items: Iterable[str] | None, option: str = "--checkpoint") -> dict[str, dict]:
+    """``MODEL=PATH`` items -> ``{model: {"checkpoint": PATH}}`` (model names canonical)."""
+    from cxrbench.models import canonical_name
+
+    out: dict[str, dict] = {}
+    for item in items or []:
+        model, sep, path = item.partition("=")
+        if not sep or not model.strip() or not path.strip():
+            raise ConfigError(f"{option} expects MODEL=PATH, got {item!r}")
+        out.setdefault(canonical_name(model), {})["checkpoint"] = path.strip()
+    return out
+
+
+def parse_data_options(items: Iterable[str] | None = None, root: str | None = None,
+                       on_bad_image: str | None = None) -> dict:
+    """Loader options: repeatable ``KEY=VALUE`` (VALUE parsed as YAML: 1, true, [PA, AP]), ``root``,
+    ``on_bad_image``."""
+    import yaml
+
+    options: dict = {}
+    for item in items or []:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            raise ConfigError(f"--data-option expects KEY=VALUE, got {item!r}")
+        options[key.strip().replace("-", "_")] = yaml.safe_load(value)
+    if root:
+        options["root"] = root
+    if on_bad_image:
+        options["on_bad_image"] = on_bad_image
+    return options
+
+
+def sweep_config(get: Callable[[str], Any]) -> SweepConfig:
+    """A checked SweepConfig from option values: ``get(dest)`` is ``vars(args).get`` or pytest's ``getoption``."""
+    from cxrbench.config import SweepConfig
+    from cxrbench.corruptions import parse_levels
+    from cxrbench.models import available, canonical_name
+
+    kwargs: dict[str, Any] = {}
+    for dest in ("dataset", "split", "policy", "models_config", "fill", "patch_size", "seed", "device", "precision",
+                 "batch_size", "bootstrap", "max_studies"):
+        if get(dest) is not None:
+            kwargs[dest] = get(dest)
+    models = get("models")
+    if models is not None:
+        kwargs["models"] = available() if models.strip() == ALL_MODELS else [canonical_name(m) for m in csv(models)]
+    if get("corruption") is not None:
+        kwargs["corruptions"] = csv(get("corruption"))
+    if get("levels") is not None:
+        kwargs["levels"] = parse_levels(get("levels"))
+    cfg = SweepConfig(dataset_options=parse_data_options(get("data_option"), get("root"), get("on_bad_image")),
+                      model_settings=parse_checkpoints(get("checkpoint")), use_cache=not get("no_cache"),
+                      channels_last=bool(get("channels_last")), **kwargs)
+    cfg.validate()
+    return cfg

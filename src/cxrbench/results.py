@@ -1,0 +1,133 @@
+"""What a sweep produces: :class:`SweepResult` (one :class:`LevelResult` per model x corruption x level, dataset
+summary, model info, :class:`Timings`) and the flat record schema, :func:`records`.
+
+Everything that reads results (``report/``, the command line, the benchmark suite, thresholds) reads them from
+here, never from the runner.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+
+from cxrbench.config import SweepConfig
+from cxrbench.provenance import code_version
+
+
+@dataclass
+class LevelResult:
+    model: str
+    corruption: str
+    corruption_params: dict
+    level: float
+    metrics: dict  # direction -> direction_metrics(...)
+    wall_time_s: float
+    cached: bool = False
+
+
+@dataclass
+class StageTimes:
+    """Seconds spent on one (model, corruption): geometry (plus decoding of images not decoded yet), the image
+    tower over every level not cached (with gathering across ranks and writing the cache), and scoring."""
+
+    geometry_s: float = 0.0
+    embed_s: float = 0.0
+    score_s: float = 0.0
+
+
+@dataclass
+class ModelTimes:
+    texts_s: float = 0.0
+    corruptions: dict[str, StageTimes] = field(default_factory=dict)  # corruption name -> stages
+
+
+@dataclass
+class Timings:
+    """Where a sweep's time went: ``timings.models["reference"].corruptions["pixels"].embed_s``."""
+
+    dataset_s: float = 0.0
+    total_s: float = 0.0
+    models: dict[str, ModelTimes] = field(default_factory=dict)
+
+    def model(self, name: str) -> ModelTimes:
+        return self.models.setdefault(name, ModelTimes())
+
+    def stage(self, model: str, corruption: str) -> StageTimes:
+        return self.model(model).corruptions.setdefault(corruption, StageTimes())
+
+    def as_dict(self, digits: int | None = None) -> dict:
+        """Nested plain dict (run.json, ``cxrbench bench``), seconds rounded to ``digits`` if given."""
+        def rounded(x):
+            if isinstance(x, dict):
+                return {k: rounded(v) for k, v in x.items()}
+            return x if digits is None or not isinstance(x, float) else round(x, digits)
+
+        return rounded(asdict(self))
+
+
+@dataclass
+class SweepResult:
+    config: SweepConfig
+    dataset: dict
+    models: dict = field(default_factory=dict)  # name -> ModelInfo as dict
+    skipped: dict = field(default_factory=dict)  # name -> reason
+    levels: list[LevelResult] = field(default_factory=list)
+    timings: Timings = field(default_factory=Timings)
+    device: str = ""
+    environment: dict = field(default_factory=dict)
+    #: torch.distributed rank that produced this object; only rank 0 holds metrics and writes results.
+    rank: int = 0
+    world_size: int = 1
+
+    def get(self, model: str, corruption: str, level: float) -> LevelResult | None:
+        for r in self.levels:
+            if r.model == model and r.corruption == corruption and abs(r.level - level) < 1e-12:
+                return r
+        return None
+
+
+#: dataset summary counts copied into every record
+COUNT_KEYS = ("studies", "images", "unique_texts", "dropped_empty_text", "skipped_missing_images",
+              "skipped_undecodable_images")
+
+
+def records(result: SweepResult, run_id: str = "") -> list[dict]:
+    """One flat record per (dataset, model, corruption, level, direction, k)."""
+    cfg = result.config
+    out = []
+    for lr in result.levels:
+        info = result.models.get(lr.model, {})
+        for direction, m in lr.metrics.items():
+            for k, value in m["recall"].items():
+                ci = m.get("recall_ci95", {}).get(k)
+                out.append({
+                    "run_id": run_id,
+                    "dataset": result.dataset["name"],
+                    "split": result.dataset["split"],
+                    "policy": result.dataset["policy"],
+                    "dataset_counts": {x: result.dataset.get(x) for x in COUNT_KEYS if x in result.dataset},
+                    "model": lr.model,
+                    "model_family": info.get("family"),
+                    "checkpoint": info.get("checkpoint"),
+                    "checkpoint_sha256": info.get("checkpoint_sha256"),
+                    "corruption": lr.corruption,
+                    "corruption_params": lr.corruption_params,
+                    "level": lr.level,
+                    "seed": cfg.seed,
+                    "direction": direction,
+                    "k": k,
+                    "metric": "recall",
+                    "value": value,
+                    "ci95": list(ci) if ci else None,
+                    "bootstrap": cfg.bootstrap,
+                    "mean_rank": m["mean_rank"],
+                    "median_rank": m["median_rank"],
+                    "n_queries": m["n_queries"],
+                    "n_gallery": m["n_gallery"],
+                    "chance": min(1.0, k / m["n_gallery"]),
+                    "precision": cfg.precision,
+                    "device": result.device,
+                    "code_version": code_version(),
+                    "wall_time_s": round(lr.wall_time_s, 4),
+                    "from_cache": lr.cached,
+                })
+    return out
