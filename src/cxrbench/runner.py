@@ -376,6 +376,8 @@ def run_sweep(cfg: SweepConfig, progress: bool = True, dataset: Dataset | None =
         if rank == 0:
             with inference_context(device, cfg.precision):
                 text_emb = encoder.encode_texts(prep.unique_texts).float()
+            metrics.check_finite(text_emb, "text", ids=[repr(t[:60]) for t in prep.unique_texts],
+                                 context=f"model {info.name}")
         result.timings[f"{info.name}/texts_s"] = time.perf_counter() - t0
         for cname in cfg.corruptions:
             occ = corruption_registry.get(cname, fill=cfg.fill, patch_size=cfg.patch_size)
@@ -420,6 +422,8 @@ def run_sweep(cfg: SweepConfig, progress: bool = True, dataset: Dataset | None =
             embed_s = time.perf_counter() - t0
             for lv in cfg.levels:
                 t1 = time.perf_counter()
+                metrics.check_finite(cached[lv], "image", ids=prep.image_ids,
+                                     context=f"model {info.name}, {cname} level {lv:g}")
                 m = metrics.retrieval_metrics(cached[lv].to(device), text_emb.to(device), labels.to(device),
                                               ks=cfg.ks, bootstrap=cfg.bootstrap, seed=cfg.seed)
                 share = embed_s / len(todo) if lv in todo else 0.0
@@ -474,7 +478,7 @@ def records(result: SweepResult, run_id: str = "") -> list[dict]:
                     "median_rank": m["median_rank"],
                     "n_queries": m["n_queries"],
                     "n_gallery": m["n_gallery"],
-                    "chance": min(1.0, k / m["n_gallery"]),
+                    "chance": m["chance"][k],
                     "precision": cfg.precision,
                     "device": result.device,
                     "code_version": code_version(),
