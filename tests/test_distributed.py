@@ -70,4 +70,6 @@ def test_two_process_torchrun_equals_single_process(tmp_path):
     assert {key(r): r["value"] for r in single} == {key(r): r["value"] for r in multi}
     assert single_ranks.keys() == multi_ranks.keys()
     for k in single_ranks:
-        assert torch.equal(single_ranks[k], multi_ranks[k]), k
+        assert single_ranks[k].keys() == multi_ranks[k].keys(), k
+        for field in single_ranks[k]:
+            assert torch.equal(single_ranks[k][field], multi_ranks[k][field]), (k, field)

@@ -10,18 +10,23 @@ query is never punished for retrieving a duplicate of its own report (as CXR-CLI
 ``text_to_image``  queries: every unique text; gallery: every image; targets: all images of every study whose
                    text it is. A report counts as found at k if any of its images is in the top k.
 
-Recall@k is the fraction of queries whose target rank is <= k (see :func:`cxrbench.retrieval.target_ranks` for the
-rank definition and tie rule).
+Recall@k is the mean over queries of the probability that a target is among the top k when tied scores are put in
+a uniformly random order (:class:`cxrbench.retrieval.TargetRanks`): a query whose target is tied with t non-targets
+is not a hit for free. Without ties this is the plain fraction of queries whose target rank is <= k. Mean and
+median rank use each query's expected rank under the same random tie order. A model whose embeddings are constant
+(or all zero) therefore scores exactly chance; non-finite embeddings are an error (:func:`check_finite`).
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 
 import numpy as np
 import torch
 
-from cxrbench.retrieval import target_ranks
+from cxrbench.errors import CxrBenchError
+from cxrbench.retrieval import TargetRanks, non_finite_rows, target_ranks
 
 DIRECTIONS = ("image_to_text", "text_to_image")
 DEFAULT_KS = (1, 5, 10, 20, 30, 50, 100)
@@ -38,15 +43,44 @@ def merge_texts(texts: Sequence[str]) -> tuple[list[str], list[int]]:
     return list(index), labels
 
 
-def recall_from_ranks(ranks: torch.Tensor, ks: Sequence[int]) -> dict[int, float]:
-    n = len(ranks)
-    return {int(k): float((ranks <= k).sum().item()) / n for k in ks}
+class NonFiniteEmbeddings(CxrBenchError):
+    """A model produced NaN or infinite embeddings: its results would be meaningless."""
 
 
-def bootstrap_recall(ranks: torch.Tensor, ks: Sequence[int], n_boot: int = 1000, seed: int = 0,
+def check_finite(embeddings: torch.Tensor, what: str, ids: Sequence[str] | None = None, context: str = "") -> None:
+    """Raise :class:`NonFiniteEmbeddings` naming the first rows (by id) that hold NaN or inf.
+
+    ``what`` says which embeddings ("image", "text"); ``context`` names the model and level.
+    """
+    bad = non_finite_rows(embeddings)
+    if len(bad) == 0:
+        return
+    names = [ids[int(i)] if ids is not None else f"row {int(i)}" for i in bad[:3]]
+    raise NonFiniteEmbeddings(
+        f"{context + ': ' if context else ''}{len(bad)} of {len(embeddings)} {what} embeddings are NaN or infinite "
+        f"(first: {', '.join(map(str, names))}); the model's weights or inputs are broken (check the checkpoint, "
+        "its dtype and --precision)")
+
+
+def hit_matrix(ranks: TargetRanks, ks: Sequence[int]) -> np.ndarray:
+    """(Q, K) float64: each query's probability of a hit at each k (random tie order)."""
+    return np.stack([ranks.hit_probability(k).numpy() for k in ks], axis=1) if len(ks) else np.zeros((len(ranks), 0))
+
+
+def exact_mean(values: torch.Tensor) -> float:
+    """Mean with an exactly rounded sum (``math.fsum``), so a result never depends on the order of the queries."""
+    return math.fsum(values.double().tolist()) / len(values) if len(values) else float("nan")
+
+
+def recall_from_ranks(ranks: TargetRanks, ks: Sequence[int]) -> dict[int, float]:
+    """Recall@k: the mean over queries of P(hit at k) under a uniformly random order of tied scores."""
+    return {int(k): exact_mean(ranks.hit_probability(k)) for k in ks}
+
+
+def bootstrap_recall(ranks: TargetRanks, ks: Sequence[int], n_boot: int = 1000, seed: int = 0,
                      alpha: float = 0.05) -> dict[int, tuple[float, float]]:
     """Percentile bootstrap interval of Recall@k over queries (resampling queries with replacement)."""
-    hits = np.stack([(ranks.numpy() <= k) for k in ks], axis=1).astype(np.float64)  # (Q, K)
+    hits = hit_matrix(ranks, ks)  # (Q, K)
     rng = np.random.Generator(np.random.PCG64(seed))
     idx = rng.integers(0, len(hits), size=(n_boot, len(hits)))
     means = hits[idx].mean(axis=1)  # (n_boot, K)
@@ -54,12 +88,14 @@ def bootstrap_recall(ranks: torch.Tensor, ks: Sequence[int], n_boot: int = 1000,
     return {int(k): (float(a), float(b)) for k, a, b in zip(ks, lo, hi)}
 
 
-def direction_metrics(ranks: torch.Tensor, ks: Sequence[int], n_gallery: int, bootstrap: int = 0,
+def direction_metrics(ranks: TargetRanks, ks: Sequence[int], n_gallery: int, bootstrap: int = 0,
                       seed: int = 0) -> dict:
+    expected = ranks.expected_rank()
     out = {
         "recall": recall_from_ranks(ranks, ks),
-        "mean_rank": float(ranks.double().mean().item()),
-        "median_rank": float(np.median(ranks.numpy())),
+        "chance": {int(k): ranks.chance(k) for k in ks},
+        "mean_rank": exact_mean(expected),
+        "median_rank": float(np.median(expected.numpy())),
         "n_queries": len(ranks),
         "n_gallery": int(n_gallery),
         "ranks": ranks,

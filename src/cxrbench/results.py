@@ -123,7 +123,7 @@ def records(result: SweepResult, run_id: str = "") -> list[dict]:
                     "median_rank": m["median_rank"],
                     "n_queries": m["n_queries"],
                     "n_gallery": m["n_gallery"],
-                    "chance": min(1.0, k / m["n_gallery"]),
+                    "chance": m["chance"][k],
                     "precision": cfg.precision,
                     "device": result.device,
                     "code_version": code_version(),

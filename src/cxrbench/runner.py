@@ -57,6 +57,9 @@ def run_sweep(cfg: SweepConfig, progress: bool = True, dataset: Dataset | None =
         model = encoder.info.name
         t0 = time.perf_counter()
         text_emb = embed_texts(encoder, prep.unique_texts, device, cfg.precision) if rank == 0 else None
+        if text_emb is not None:
+            metrics.check_finite(text_emb, "text", ids=[repr(t[:60]) for t in prep.unique_texts],
+                                 context=f"model {model}")
         result.timings.model(model).texts_s = time.perf_counter() - t0
         for cname in cfg.corruptions:
             occ = corruption_registry.get(cname, fill=cfg.fill, patch_size=cfg.patch_size)
@@ -72,7 +75,8 @@ def run_sweep(cfg: SweepConfig, progress: bool = True, dataset: Dataset | None =
                 cache.write_levels(keys, fresh)
                 embeddings.update(fresh)
             embed_s = time.perf_counter() - t0
-            scores, score_times = _score(embeddings, text_emb, labels, cfg, device)
+            scores, score_times = _score(embeddings, text_emb, labels, cfg, device, prep.image_ids,
+                                         context=f"model {model}, {cname}")
             for lv in cfg.levels:  # a level's wall time: its share of the embedding time, plus its scoring
                 share = embed_s / len(todo) if lv in todo else 0.0
                 result.levels.append(LevelResult(model, cname, occ.params(), lv, scores[lv],
@@ -110,11 +114,13 @@ def _load_encoder(name: str, cfg: SweepConfig, device: torch.device, encoders: d
 
 
 def _score(embeddings: dict[float, torch.Tensor], text_emb: torch.Tensor, labels: torch.Tensor, cfg: SweepConfig,
-           device: torch.device) -> tuple[dict[float, dict], dict[float, float]]:
-    """Recall@k, ranks and bootstrap intervals at every level, and the seconds each level took."""
+           device: torch.device, image_ids: list[str], context: str) -> tuple[dict[float, dict], dict[float, float]]:
+    """Recall@k, ranks and bootstrap intervals at every level, and the seconds each level took; non-finite image
+    embeddings are an error naming the images and the level."""
     scores, seconds = {}, {}
     for lv in cfg.levels:
         t0 = time.perf_counter()
+        metrics.check_finite(embeddings[lv], "image", ids=image_ids, context=f"{context} level {lv:g}")
         scores[lv] = metrics.retrieval_metrics(embeddings[lv].to(device), text_emb.to(device), labels.to(device),
                                                ks=cfg.ks, bootstrap=cfg.bootstrap, seed=cfg.seed)
         seconds[lv] = time.perf_counter() - t0

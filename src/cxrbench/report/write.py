@@ -54,7 +54,7 @@ def write_run(result: SweepResult, out_dir: str | Path, run_id: str) -> dict[str
     }
     write_text_atomic(paths["run"], json.dumps(run, indent=2, sort_keys=True, default=str) + "\n")
     paths["ranks"] = out / "ranks.pt"
-    ranks = {f"{r.model}|{r.corruption}|{r.level}|{d}": m["ranks"] for r in result.levels for d, m in r.metrics.items()}
+    ranks = {f"{r.model}|{r.corruption}|{r.level}|{d}": m["ranks"].to_dict() for r in result.levels for d, m in r.metrics.items()}
     with atomic_path(paths["ranks"]) as tmp:
         torch.save(ranks, tmp)
     return paths
