@@ -15,10 +15,12 @@ import logging
 import huggingface_hub
 import pytest
 import torch
+from PIL import Image
 
 from cxrbench.errors import CheckpointError, ConfigError, WeightsNotAvailable
 from cxrbench.models import load_model
 
+from family_fixtures import FIXTURES as FAMILY_GOLDEN
 from family_fixtures import TEXTS, images
 from golden_helpers import hf_cache_entry
 
@@ -163,3 +165,32 @@ def test_bad_settings_fail_before_any_compute(tmp_path):
     with pytest.raises(CheckpointError, match="wrong shape|does not match"):
         load_model("m", config=_yaml(tmp_path, {"m": {"family": "open_clip", "arch": "ViT-B-32",
                                                         "checkpoint": str(weights)}}))
+
+
+def test_openai_torchscript_release_defaults_to_quick_gelu_and_matches_openai(tmp_path, golden_recipes):
+    """OpenAI's release container (a TorchScript archive) in a local-dir folder: QuickGELU by default, and the
+    embeddings equal the goldens that openai/CLIP itself produced from the same archive (openai_clip fixture)."""
+    from cxrbench.models.openai_clip import infer_arch, read_torchscript_tensors
+
+    from golden_helpers import load_npz
+
+    fixture = FAMILY_GOLDEN.parent / "golden" / "openai_clip"
+    manifest = golden_recipes.load_manifest(fixture / "checkpoint_manifest.json")["openai"]
+    folder = tmp_path / "openai"
+    folder.mkdir()
+    archive, _ = golden_recipes.write_checkpoint(folder, manifest)
+    archive.rename(folder / "model.pth")
+    arch = infer_arch(read_torchscript_tensors(folder / "model.pth", adapter="t"), adapter="t", source="t")
+    model_cfg = {"embed_dim": arch.embed_dim,
+                 "vision_cfg": {"image_size": arch.image_size, "layers": arch.vision_layers,
+                                "width": arch.vision_width, "patch_size": arch.patch_size},
+                 "text_cfg": {"context_length": arch.context_length, "vocab_size": arch.vocab_size,
+                              "width": arch.text_width, "heads": arch.text_width // 64, "layers": arch.text_layers}}
+    (folder / "open_clip_config.json").write_text(json.dumps({"model_cfg": model_cfg}))
+    encoder = load_model("oai", config=_yaml(tmp_path, {"oai": {"family": "open_clip", "checkpoint": str(folder)}}))
+    assert encoder.info.extra["container"] == "torchscript" and encoder.info.extra["quick_gelu"] is True
+    golden = load_npz(fixture / "expected.npz")
+    texts = json.loads((fixture / "texts.json").read_text())["texts"]
+    images = [Image.open(fixture / "image_gray.png"), Image.open(fixture / "image_rgb.png")]
+    assert (encoder.encode_images(images).numpy() * golden["openai/image"]).sum(1).min() >= 0.9999
+    assert (encoder.encode_texts(texts).numpy() * golden["openai/text"]).sum(1).min() >= 0.9999
