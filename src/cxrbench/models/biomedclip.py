@@ -57,17 +57,14 @@ from cxrbench.models.checkpoint import (
     unwrap_state_dict,
 )
 from cxrbench.models.hf_compat import DERIVED_BUFFERS
-from cxrbench.models.hub import cached_file, split_setting
+from cxrbench.models.hub import OPEN_CLIP_WEIGHT_FILES, snapshot_folder, split_setting
 from cxrbench.models.registry import ModelSpec, env_var
 
 ADAPTER = "biomedclip"
 HUB_ID = sources.BIOMEDCLIP_HUB_ID
 CONFIG_FILE = "open_clip_config.json"
 #: The weight files open_clip looks for in a model folder, in its order of preference.
-WEIGHT_FILES = (
-    "open_clip_model.safetensors", "open_clip_pytorch_model.safetensors", "open_clip_pytorch_model.bin",
-    "open_clip_pytorch_model.pth", "model.safetensors", "pytorch_model.bin", "pytorch_model.pth", "model.pth",
-)
+WEIGHT_FILES = OPEN_CLIP_WEIGHT_FILES
 TOKENIZER_FILES = ("tokenizer.json", "vocab.txt")
 #: open_clip's PreprocessCfg defaults, overridden by the config's preprocess_cfg.
 DEFAULT_PREPROCESS = {
@@ -87,8 +84,7 @@ def _env(key: str) -> str:
 # -- locating the files ------------------------------------------------------------------------------------------
 def _hub_snapshot(repo_id: str, filename: str) -> Path | None:
     """The local Hugging Face cache folder holding ``filename`` of ``repo_id``, or None (never downloads)."""
-    found = cached_file(repo_id, filename)
-    return None if found is None else found.parent
+    return snapshot_folder(repo_id, filename)
 
 
 def _model_folder(setting: str | None) -> Path:

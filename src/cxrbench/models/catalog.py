@@ -1,7 +1,24 @@
-"""The built-in models: one table row each."""
+"""The built-in models (one table row each) and the generic families a models.yaml entry can use."""
 
-from cxrbench.models.registry import ModelSpec, register
+from cxrbench.models import sources
+from cxrbench.models.registry import Family, ModelSpec, register, register_family
 from cxrbench.models.sources import HOW_TO_GET
+
+# -- generic families: a models.yaml entry `name: {family: open_clip | hf, ...}` defines a model ------------------
+_OPEN_CLIP = "cxrbench.models.open_clip_family:build"
+_HF = "cxrbench.models.hf_family:build"
+register_family(Family(
+    name="open_clip", builder=_OPEN_CLIP, keys=("checkpoint",),
+    options=("arch", "quick_gelu", "preprocess"),
+    describe="open_clip model ({settings}); preprocessing from its preprocess config",
+    how_to_get=sources.FAMILY_HOW_TO_GET["open_clip"],
+))
+register_family(Family(
+    name="hf", builder=_HF, keys=("checkpoint",), options=("trust_remote_code", "padding", "max_length"),
+    aliases={"path": "checkpoint"},
+    describe="Hugging Face dual encoder ({settings}); its image processor and tokenizer",
+    how_to_get=sources.FAMILY_HOW_TO_GET["hf"],
+))
 
 _REFERENCE_HOW = "packaged with cxrbench (src/cxrbench/weights); rebuild with `cxrbench train-reference`"
 
@@ -77,4 +94,27 @@ register(ModelSpec(
     description="BioViL ResNet-50 + CXR-BERT-specialized (hi-ml-multimodal), 128-d joint space; grayscale "
                 "resize 512 / centre-crop 480, no mean/std",
     keys=("checkpoint", "text_encoder"), how_to_get=HOW_TO_GET["biovil"],
+))
+register(ModelSpec(
+    name="gloria", family="gloria", builder="cxrbench.models.gloria:build",
+    description="GLoRIA ResNet-50 + Bio_ClinicalBERT (chexpert_resnet50.ckpt), global embeddings: grayscale "
+                "INTER_AREA resize longest side 256 + zero pad, centre crop 224, mean=std=0.5, bilinear "
+                "upsample to 299; text: sum of the last 4 BERT layers over all tokens, 97 tokens",
+    keys=("checkpoint", "text_encoder"), how_to_get=HOW_TO_GET["gloria"],
+))
+
+# -- released models that are nothing but configuration of a generic family --------------------------------------
+register(ModelSpec(
+    name="medsiglip", family="hf", builder=_HF,
+    description="MedSigLIP (google/medsiglip-448): SigLIP so400m at 448 px, medical image-text pairs incl. chest "
+                "X-rays; SiglipImageProcessor (bicubic squash to 448, mean=std=0.5), SigLIP tokenizer padded to 64",
+    keys=("checkpoint",), how_to_get=HOW_TO_GET["medsiglip"],
+    options={"default_checkpoint": sources.MEDSIGLIP_HUB_ID},
+))
+register(ModelSpec(
+    name="pubmedclip", family="hf", builder=_HF,
+    description="PubMedCLIP (flaviagiammarino/pubmed-clip-vit-base-patch32): CLIP ViT-B/32 fine-tuned on ROCO; "
+                "CLIPImageProcessor (bicubic shortest side 224, centre crop), CLIP tokenizer",
+    keys=("checkpoint",), how_to_get=HOW_TO_GET["pubmedclip"],
+    options={"default_checkpoint": sources.PUBMEDCLIP_HUB_ID},
 ))

@@ -62,6 +62,7 @@ from cxrbench.models import sources
 from cxrbench.models.base import Encoder, ModelInfo, l2_normalise, pil_to_uint8
 from cxrbench.models.checkpoint import build_without_random_init, load_checked, load_state_file, sha256_file
 from cxrbench.models.hf_compat import DERIVED_BUFFERS, translate_state_dict
+from cxrbench.models.pickled_config import OMEGACONF_STANDINS, plain_config
 from cxrbench.models.registry import env_var
 
 FAMILY = "cxr_clip"
@@ -73,76 +74,7 @@ RELEASES = sources.CXR_CLIP_RELEASES
 TEXT_ENCODER_HELP = sources.CXR_CLIP_TEXT_ENCODER_HELP
 
 
-# -- reading the .tar: omegaconf objects without omegaconf --------------------------------------------------
-class _PickledState:
-    """Inert stand-in for an omegaconf object: keeps the pickled ``__dict__`` state, runs no omegaconf code."""
-
-    def __setstate__(self, state: object) -> None:
-        self.state = state
-
-
-class _DictConfigState(_PickledState):
-    pass
-
-
-class _ListConfigState(_PickledState):
-    pass
-
-
-class _ValueNodeState(_PickledState):
-    pass
-
-
-class _MetadataState(_PickledState):
-    pass
-
-
-class _TypeRef:
-    """Stands for a type object named in omegaconf metadata (``typing.Any``, ``builtins.dict`` ...)."""
-
-    def __init__(self, name: str) -> None:
-        self.name = name
-
-
-def _empty_defaultdict(*_args: object) -> dict:
-    """Stands for ``collections.defaultdict(dict)`` (omegaconf's resolver cache): an empty dict."""
-    return {}
-
-
-_NODE_NAMES = ("AnyNode", "StringNode", "IntegerNode", "FloatNode", "BooleanNode", "BytesNode", "PathNode")
-_TYPE_NAMES = ("typing.Any", "builtins.dict", "builtins.list", "builtins.int", "builtins.str",
-               "builtins.float", "builtins.bool", "builtins.bytes", "builtins.object")
-
-#: Exactly the names an omegaconf 2.x config pickles, mapped to inert stand-ins (torch weights_only allowlist).
-OMEGACONF_STANDINS: tuple[tuple[object, str], ...] = (
-    (_DictConfigState, "omegaconf.dictconfig.DictConfig"),
-    (_ListConfigState, "omegaconf.listconfig.ListConfig"),
-    (_MetadataState, "omegaconf.base.Metadata"),
-    (_MetadataState, "omegaconf.base.ContainerMetadata"),
-    (_empty_defaultdict, "collections.defaultdict"),
-    *((_ValueNodeState, f"omegaconf.nodes.{n}") for n in _NODE_NAMES),
-    *((_TypeRef(n), n) for n in _TYPE_NAMES),
-)
-
-
-def plain_config(obj: object, *, adapter: str = FAMILY, source: str | Path = "") -> object:
-    """Turn a config that may hold omegaconf stand-ins into plain dicts / lists / scalars."""
-    if isinstance(obj, (_DictConfigState, _ListConfigState)):
-        content = obj.state.get("_content") if isinstance(obj.state, dict) else None
-        if content is None or isinstance(content, str):  # None / "???" / unresolved interpolation
-            return content
-        return plain_config(content, adapter=adapter, source=source)
-    if isinstance(obj, _ValueNodeState):
-        return plain_config(obj.state.get("_val"), adapter=adapter, source=source)
-    if isinstance(obj, Mapping):
-        return {k: plain_config(v, adapter=adapter, source=source) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [plain_config(v, adapter=adapter, source=source) for v in obj]
-    if obj is None or isinstance(obj, (str, int, float, bool)):
-        return obj
-    raise CheckpointError(f"{adapter}: {source}: unexpected {type(obj).__name__} object in the stored config")
-
-
+# -- reading the .tar: omegaconf objects without omegaconf (cxrbench.models.pickled_config) -------------------
 def read_checkpoint(path: str | Path, *, adapter: str) -> tuple[dict[str, torch.Tensor], dict]:
     """Load a CXR-CLIP training .tar safely; return (model state dict, plain training config)."""
     obj = load_state_file(path, adapter=adapter, safe_globals=OMEGACONF_STANDINS)

@@ -7,7 +7,9 @@ WeightsNotAvailable that says which setting to point at a folder instead.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import os
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 
@@ -36,3 +38,40 @@ def cached_file(repo_id: str, filename: str, revisions: Iterable[str] = ("main",
         if isinstance(found, str):
             return Path(found)
     return None
+
+
+def snapshot_folder(repo_id: str, filename: str, revisions: Iterable[str] = ("main",)) -> Path | None:
+    """The local Hugging Face cache folder (snapshot) holding ``filename`` of ``repo_id``, or None."""
+    found = cached_file(repo_id, filename, revisions)
+    return None if found is None else found.parent
+
+
+#: The weight files of an open_clip model folder, in open_clip's order of preference.
+OPEN_CLIP_WEIGHT_FILES = (
+    "open_clip_model.safetensors", "open_clip_pytorch_model.safetensors", "open_clip_pytorch_model.bin",
+    "open_clip_pytorch_model.pth", "model.safetensors", "pytorch_model.bin", "pytorch_model.pth", "model.pth",
+)
+
+_OFFLINE_ENV = ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE")
+
+
+@contextmanager
+def offline() -> Iterator[None]:
+    """Within this block Hugging Face libraries resolve ids from the local cache only (``HF_HUB_OFFLINE=1``),
+    whatever the environment says; libraries that look up ids themselves (open_clip's text towers and
+    tokenizers, ``from_pretrained``) then never touch the network."""
+    import huggingface_hub.constants as hub_constants
+
+    old_flag = hub_constants.HF_HUB_OFFLINE
+    old_env = {k: os.environ.get(k) for k in _OFFLINE_ENV}
+    hub_constants.HF_HUB_OFFLINE = True
+    os.environ.update({k: "1" for k in _OFFLINE_ENV})
+    try:
+        yield
+    finally:
+        hub_constants.HF_HUB_OFFLINE = old_flag
+        for key, value in old_env.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value

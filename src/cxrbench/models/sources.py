@@ -35,6 +35,10 @@ BIOMEDCLIP_HUB_ID = "microsoft/BiomedCLIP-PubMedBERT_256-vit_base_patch16_224"
 BIOMEDBERT_HUB_ID = "microsoft/BiomedNLP-BiomedBERT-base-uncased-abstract"
 BIOVIL_HUB_ID = "microsoft/BiomedVLP-CXR-BERT-specialized"
 BIOVIL_IMAGE_FILE = "biovil_image_resnet50_proj_size_128.pt"
+MEDSIGLIP_HUB_ID = "google/medsiglip-448"
+PUBMEDCLIP_HUB_ID = "flaviagiammarino/pubmed-clip-vit-base-patch32"
+GLORIA_CHECKPOINT_URL = "https://stanfordmedicine.box.com/s/j5h7q99f3pfi7enc0dom73m4nsm6yzvh"
+GLORIA_CHECKPOINT_NAME = "chexpert_resnet50.ckpt"
 
 _MEDCLIP_TOKENIZER = (
     f"`tokenizer`: a folder with vocab.txt (and config.json) of {BIO_CLINICALBERT_ID}, or that id in the local "
@@ -83,5 +87,34 @@ HOW_TO_GET: dict[str, str] = {
         f"vocab.txt, tokenizer files and {BIOVIL_IMAGE_FILE}) on a machine with internet, e.g. "
         f"`hf download {BIOVIL_HUB_ID} --revision v1.1`; keep it in the Hugging Face cache or point `checkpoint` "
         f"at {BIOVIL_IMAGE_FILE} and `text_encoder` at the folder."
+    ),
+    "medsiglip": (
+        f"Download the Hugging Face repo {MEDSIGLIP_HUB_ID} (gated: accept the Health AI Developer Foundations "
+        f"terms on its page first; config.json, model.safetensors, preprocessor_config.json, tokenizer files) on a "
+        f"machine with internet, e.g. `hf download {MEDSIGLIP_HUB_ID}`; keep it in the Hugging Face cache or point "
+        "`checkpoint` at the folder. Its SigLIP tokenizer needs the sentencepiece and protobuf packages."
+    ),
+    "pubmedclip": (
+        f"Download the Hugging Face repo {PUBMEDCLIP_HUB_ID} (config.json, pytorch_model.bin, "
+        f"preprocessor_config.json, vocab.json, merges.txt, tokenizer files) on a machine with internet, e.g. "
+        f"`hf download {PUBMEDCLIP_HUB_ID}`; keep it in the Hugging Face cache or point `checkpoint` at the folder."
+    ),
+    "gloria": (
+        f"GLoRIA's {GLORIA_CHECKPOINT_NAME} (the PyTorch Lightning checkpoint linked from the "
+        f"github.com/marshuang80/gloria README: {GLORIA_CHECKPOINT_URL}); `checkpoint` points at that file, "
+        f"`text_encoder` at a folder holding config.json and vocab.txt of {BIO_CLINICALBERT_ID} (its weights are "
+        "not needed: the GLoRIA checkpoint carries them), or that Hugging Face id if it is in the local HF cache"
+    ),
+}
+
+#: The generic families' "where to get it" (a models.yaml entry names its own files).
+FAMILY_HOW_TO_GET: dict[str, str] = {
+    "open_clip": (
+        "`checkpoint` is an open_clip checkpoint file (with `arch`), a `local-dir:` folder holding "
+        "open_clip_config.json and the weights, or an `hf-hub:org/name` id in the local Hugging Face cache"
+    ),
+    "hf": (
+        "`checkpoint` (alias `path`) is a Hugging Face model folder (config.json, weights, preprocessor and "
+        "tokenizer files) or a hub id in the local Hugging Face cache"
     ),
 }
