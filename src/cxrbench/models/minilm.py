@@ -75,7 +75,9 @@ class MiniLM:
         Batches of 32 length-sorted texts: attention memory grows with batch x length^2 (a batch of 128 texts of
         256 tokens took ~0.8 GB), while larger batches were no faster on the CPU.
         """
-        todo = sorted({t for t in texts if t not in self._memo}, key=len)  # length-sorted: less padding
+        # length-sorted (less padding), then by text: a set's order follows PYTHONHASHSEED, and a text's embedding
+        # moves by ~1e-7 with the batch it shares (padding), which flipped single queries between processes
+        todo = sorted({t for t in texts if t not in self._memo}, key=lambda t: (len(t), t))
         if todo:
             from tqdm.auto import tqdm
 
