@@ -673,3 +673,22 @@ def test_cli_run_end_to_end(tree, tmp_path, monkeypatch):
     assert rc == 0
     records = [json.loads(line) for line in (out / "records.jsonl").read_text().splitlines() if line.strip()]
     assert records
+
+
+def test_cli_run_with_sections_and_require_records_them(extra_tree, tmp_path, monkeypatch):
+    from cxrbench import cli, data
+
+    monkeypatch.setitem(data._DATASETS, "mimic-cxr", ("cxrbench.data.mimic_cxr:load", "longest"))
+    out = tmp_path / "out"
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        rc = cli.main(["run", "--dataset", "mimic-cxr", "--root", str(extra_tree), "--data-option", "require=both",
+                       "--data-option", "sections=lenient", "--models", "random", "--levels", "0,0.5", "--bootstrap",
+                       "0", "--no-cache", "--max-studies", "3", "--out", str(out), "--no-progress"])
+    assert rc == 0
+    run = json.loads((out / "run.json").read_text())
+    assert run["dataset"]["sections"] == "lenient" and run["dataset"]["require"] == "both"
+    assert run["dataset"]["provenance"]["options"]["require"] == "both"
+    assert run["dataset"]["subset_of_studies"] == BY_REQUIREMENT["lenient"]["both"][0]
+    records = [json.loads(line) for line in (out / "records.jsonl").read_text().splitlines() if line.strip()]
+    assert {r["dataset_counts"]["studies"] for r in records} == {3}
