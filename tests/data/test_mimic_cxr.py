@@ -309,6 +309,15 @@ def test_special_case_studies_are_counted_and_fallback_gives_their_conclusion(ex
     assert custom.impression == " ".join(FULL_1[start:end].split())
 
 
+def test_special_case_report_without_its_section_names_the_file(tmp_path):
+    # s50913680's MIT-LCP rule takes its RECOMMENDATION(S) section: a report without one is not that study's
+    root = make_tree(tmp_path, studies=(S("10000001", "50913680", "validate", ("PA",), FULL_1),))
+    with pytest.raises(DataError, match=r"s50913680\.txt: study s50913680, .*line 2: MIMIC-CXR study s50913680: "
+                                        r"MIT-LCP's hand-made rule .* 'recommendations' section.*'lenient'"):
+        load(root, progress=False)
+    assert load(root, sections="lenient", progress=False).summary["studies"] == 1
+
+
 def test_fallback_needs_require_any(tree):
     with pytest.raises(ConfigError, match=r"fallback=True .* require='any'.*not 'both'"):
         load(tree, fallback=True, require="both", progress=False)
