@@ -105,7 +105,7 @@ def test_describe_protocol_says_what_is_fixed_and_what_is_reconstruction():
 def test_merged_options_run_a_sweep_on_a_fake_mimic_tree(tmp_path):
     """What --protocol paper will do once the CLI and the pytest plugin call apply_protocol: the merged options
     build the runner's config, and the sweep runs the both-sections subset at the paper's levels and k."""
-    from cxrbench.runner import SweepConfig, records, run_sweep
+    from cxrbench.runner import SweepConfig, run_sweep
 
     root = make_tree(tmp_path)
     merged = apply_protocol("paper", {"models": ["random"], "bootstrap": 0, "use_cache": False,
@@ -118,6 +118,6 @@ def test_merged_options_run_a_sweep_on_a_fake_mimic_tree(tmp_path):
     assert result.dataset["studies"] == 1 and result.dataset["images"] == 2  # FULL_1: the one study with both
     assert result.dataset["require"] == "both" and result.dataset["sections"] == "mitlcp"
     assert result.dataset["paper_comparison"]["differs_from_paper_protocol"] == []
-    recs = records(result)
-    assert sorted({r["level"] for r in recs}) == list(PAPER_LEVELS)
-    assert sorted({r["k"] for r in recs}) == list(PAPER_KS)
+    assert sorted({lr.level for lr in result.levels}) == list(PAPER_LEVELS)
+    for lr in result.levels:
+        assert sorted(int(k) for k in lr.metrics["image_to_text"]["recall"]) == list(PAPER_KS)
