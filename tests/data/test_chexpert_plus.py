@@ -163,6 +163,68 @@ def test_png_folder_is_the_default_image_root(tmp_path):
         _load(other, image_root=tmp_path / "nowhere")
 
 
+def _chunked_tree(root: Path, chunk_of: dict[int, int], under: str = "", inner: str = "PNG") -> Path:
+    """The PNG release as downloaded: png_chexpert_plus_chunk_<k>.zip, each extracted to its own folder
+    png_chexpert_plus_chunk_<k>/, whose members are PNG/train/... and PNG/valid/... (``inner``). Row i of ROWS goes
+    to chunk chunk_of[i]."""
+    root.mkdir(parents=True, exist_ok=True)
+    _write_csv(root / CSV_NAME, ROWS)
+    for i, r in enumerate(ROWS):
+        folder = root / under / f"png_chexpert_plus_chunk_{chunk_of[i]}" / inner
+        _image(folder / Path(r["path_to_image"]).with_suffix(".png"), i)
+    return root
+
+
+# the two images of patient64542/study1 sit in different chunks; chunk 10 sorts after chunk 2
+CHUNK_OF = {0: 0, 1: 0, 2: 1, 3: 2, 4: 10, 5: 10, 6: 2}
+
+
+@pytest.mark.parametrize("under", ["", "PNG"])
+def test_chunk_folders_are_found_under_the_root(tmp_path, under):
+    root = _chunked_tree(tmp_path / "t", CHUNK_OF, under=under)
+    ds = _load(root)
+    assert [s.study_id for s in ds.studies] == ["patient64541/study1", "patient64542/study1"]
+    assert ds.summary["images"] == 3 and ds.summary["image_suffix_swapped"] == 4
+    chunks = [root / under / f"png_chexpert_plus_chunk_{k}" / "PNG" for k in (0, 1, 2, 10)]
+    assert ds.summary["image_roots"] == [str(c) for c in chunks]
+    assert ds.provenance["image_roots"] == [str(c.resolve()) for c in chunks]
+    by_id = {im.image_id: Path(im.source) for im in ds.images}
+    assert by_id["valid/patient64542/study1/view2_lateral.jpg"] == (
+        chunks[1] / "valid/patient64542/study1/view2_lateral.png").resolve()
+    assert ds.summary["images_per_root"] == {str(chunks[0]): 2, str(chunks[1]): 1, str(chunks[2]): 0,
+                                             str(chunks[3]): 0}
+    train = _load(root, split="train")
+    assert train.summary["images"] == 3 and train.summary["images_per_root"][str(chunks[3])] == 2
+
+
+def test_nested_png_png_is_found(tmp_path):
+    root = _tree(tmp_path / "t", suffix=".png", image_folder="PNG/PNG")
+    ds = _load(root)
+    assert ds.summary["images"] == 3 and ds.summary["image_roots"] == [str(root / "PNG" / "PNG")]
+    one_chunk = _chunked_tree(tmp_path / "c", dict.fromkeys(range(len(ROWS)), 3), inner="PNG/PNG")
+    assert _load(one_chunk).summary["image_roots"] == [str(one_chunk / "png_chexpert_plus_chunk_3" / "PNG" / "PNG")]
+
+
+def test_image_root_may_be_a_list(tmp_path):
+    chunked = _chunked_tree(tmp_path / "t", CHUNK_OF)
+    other = tmp_path / "csv-only"
+    other.mkdir()
+    _write_csv(other / CSV_NAME, ROWS)
+    chunk = chunked / "png_chexpert_plus_chunk_{}"
+    ds = _load(other, image_root=[str(chunk).format(1), chunk.parent / "png_chexpert_plus_chunk_0", str(chunk).format(2)])
+    # each given folder descends to the PNG/ folder that holds train/ or valid/; order as given
+    assert ds.summary["image_roots"] == [str(chunk).format(k) + "/PNG" for k in (1, 0, 2)]
+    assert ds.summary["images"] == 3
+    with pytest.raises(DataError, match=r"chunk_0/PNG/valid/patient64542/study1/view2_lateral\.jpg \(nor with \.png\) "
+                                        r"\(study 'patient64542/study1', .*line 7; also looked under 1 other image "
+                                        r"root: .*chunk_2/PNG\)"):
+        _load(other, image_root=[chunk.parent / "png_chexpert_plus_chunk_0", chunk.parent / "png_chexpert_plus_chunk_2"])
+    with pytest.raises(DataError, match="nowhere: image root folder not found"):
+        _load(other, image_root=[str(chunk).format(0), tmp_path / "nowhere"])
+    with pytest.raises(ConfigError, match="image_root= is empty"):
+        _load(other, image_root=[])
+
+
 def test_csv_file_option_and_csv_discovery(tree, tmp_path):
     moved = tmp_path / "elsewhere.csv"
     (tree / CSV_NAME).rename(moved)
@@ -284,3 +346,23 @@ def test_cli_run_end_to_end(tree, tmp_path, monkeypatch, capsys):
     assert main(["datasets", "describe", "chexpert-plus", "--root", str(tree), "--split", "train"]) == 0
     described = json.loads(capsys.readouterr().out)
     assert described["split"] == "train" and described["studies"] == 2 and described["images"] == 3
+
+
+def test_cli_run_end_to_end_on_the_chunked_png_release(tmp_path, monkeypatch, capsys):
+    import cxrbench.data as data
+    from cxrbench.cli import main
+
+    monkeypatch.setitem(data._DATASETS, "chexpert-plus", ("cxrbench.data.chexpert_plus:load", "longest"))
+    root = _chunked_tree(tmp_path / "t", CHUNK_OF, under="PNG")
+    out = tmp_path / "out"
+    assert main(["run", "--dataset", "chexpert-plus", "--root", str(root), "--models", "random", "--levels", "0,0.5",
+                 "--bootstrap", "0", "--no-cache", "--max-studies", "2", "--out", str(out), "--no-progress"]) == 0
+    records = [json.loads(x) for x in (out / "records.jsonl").read_text().splitlines() if x.strip()]
+    assert records and {(r["dataset_counts"]["studies"], r["dataset_counts"]["images"]) for r in records} == {(2, 3)}
+    # a list of image roots on the command line (YAML)
+    chunks = [str(root / "PNG" / f"png_chexpert_plus_chunk_{k}") for k in (0, 1, 2)]
+    capsys.readouterr()
+    assert main(["datasets", "describe", "chexpert-plus", "--root", str(root), "--data-option",
+                 f"image_root=[{', '.join(chunks)}]"]) == 0
+    described = json.loads(capsys.readouterr().out)
+    assert described["images"] == 3 and described["image_roots"] == [c + "/PNG" for c in chunks]

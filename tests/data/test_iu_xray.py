@@ -3,6 +3,7 @@ fake OpenI image trees (PNG release, flat or one folder down; DICOM release, fla
 
 from __future__ import annotations
 
+import csv
 import io
 import json
 from pathlib import Path
@@ -60,6 +61,66 @@ def dicom_tree(folder: Path, uids=STUDIES, per_study: bool = True) -> Path:
     return folder
 
 
+KAGGLE_REPORT_COLUMNS = ["uid", "MeSH", "Problems", "image", "indication", "comparison", "findings", "impression"]
+# Kaggle's indiana_projections.csv labels CXR1's images the other way round from the view rule (which takes the
+# first-listed image as frontal): 1_IM-0001-4001.dcm.png Frontal, 1_IM-0001-3001.dcm.png Lateral.
+KAGGLE_VIEW_OVERRIDES = {"CXR1_1_IM-0001-4001": "frontal", "CXR1_1_IM-0001-3001": "lateral"}
+
+
+def kaggle_name(image_id: str) -> str:
+    """Kaggle's file name of an image: the OpenI DICOM name + ``.png`` (``1_IM-0001-4001.dcm.png``)."""
+    names = iu_xray.candidate_names(image_id, "dcm", iu_xray.dicom_filenames())
+    return names[-1 if image_id.startswith("CXR1_1_") else 0] + ".png"
+
+
+def kaggle_tree(folder: Path, uids=STUDIES, extra_rows=()) -> Path:
+    """Kaggle's chest-xrays-indiana-university: the two CSVs and images/images_normalized/<name>.dcm.png."""
+    images = folder / "images" / "images_normalized"
+    images.mkdir(parents=True, exist_ok=True)
+    known = view_positions()
+    with open(folder / "indiana_reports.csv", "w", newline="") as fh:
+        w = csv.writer(fh)
+        w.writerow(KAGGLE_REPORT_COLUMNS)
+        for r in _reports(uids):
+            w.writerow([r.uid[3:], ";".join(r.majors) or "normal", "normal", "Xray Chest PA and Lateral", "", "",
+                        r.findings, r.impression])
+    with open(folder / "indiana_projections.csv", "w", newline="") as fh:
+        w = csv.writer(fh)
+        w.writerow(["uid", "filename", "projection"])
+        for k, r in enumerate(_reports(uids)):
+            for j, (image_id, view) in enumerate(zip(r.image_ids, image_views(r.image_ids, known))):
+                name = kaggle_name(image_id)
+                w.writerow([r.uid[3:], name, KAGGLE_VIEW_OVERRIDES.get(image_id, view).capitalize()])
+                (images / name).write_bytes(_png_bytes(k + j))
+        w.writerows(extra_rows)
+    return folder
+
+
+def r2gen_id(image_id: str) -> str:
+    """R2Gen's entry id: the first parentImage id without its last ``-NNNN`` (``CXR2384_IM-0942``)."""
+    return image_id.rsplit("-", 1)[0]
+
+
+R2GEN_SPLIT_OF = {"CXR1": "train", "CXR3": "val", "CXR4": "test", "CXR37": "test"}  # CXR1000: not in R2Gen
+
+
+def r2gen_tree(base: Path, split_of=R2GEN_SPLIT_OF) -> Path:
+    """R2Gen's iu_xray folder: annotation.json ({train, val, test: [{id, report, image_path, split}]}) and
+    images/<id>/0.png, 1.png. The report is the FINDINGS (for CXR3, which has none, its IMPRESSION)."""
+    folder = base / "iu_xray"
+    ann: dict[str, list] = {"train": [], "val": [], "test": []}
+    for k, r in enumerate(_reports(list(split_of))):
+        eid = r2gen_id(r.image_ids[0])
+        paths = [f"{eid}/{j}.png" for j in range(2)]
+        for j, rel in enumerate(paths):
+            (folder / "images" / rel).parent.mkdir(parents=True, exist_ok=True)
+            (folder / "images" / rel).write_bytes(_png_bytes(k + j))
+        ann[split_of[r.uid]].append({"id": eid, "report": r.findings or r.impression, "image_path": paths,
+                                     "split": split_of[r.uid]})
+    (folder / "annotation.json").write_text(json.dumps(ann))
+    return folder
+
+
 @pytest.fixture(scope="module")
 def test_split_tree(tmp_path_factory) -> Path:
     """Every image of the iu-phantom test split (1,000 studies) as a tiny PNG, flat."""
@@ -81,7 +142,7 @@ def test_default_split_is_iu_phantoms_test_split(test_split_tree):
     assert [s.study_id for s in ds.studies] == [r.uid for r in expected]
     assert ds.summary["studies"] == 1000 and ds.summary["images"] == sum(len(r.image_ids) for r in expected)
     assert ds.summary["split_version"] == SPLIT_VERSION == ds.provenance["split_version"]
-    assert ds.summary["format"] == "png" and ds.summary["layout"] == "flat"
+    assert ds.summary["format"] == "png" and ds.summary["folders"] == "flat" and ds.summary["layout"] == "openi"
     assert ds.summary["dropped_empty_text"] == 0 and ds.summary["skipped_missing_images"] == 0
     known = view_positions()
     assert [im.view for im in ds.images] == [v for r in expected for v in image_views(r.image_ids, known)]
@@ -109,7 +170,7 @@ def test_train_split_and_filters(test_split_tree):
 def test_dicom_release_in_per_study_folders(tmp_path):
     root = dicom_tree(tmp_path / "NLMCXR_dcm")
     ds = _load(root, split="all", studies=STUDIES)
-    assert ds.summary["format"] == "dcm" and ds.summary["layout"] == "subfolders"
+    assert ds.summary["format"] == "dcm" and ds.summary["folders"] == "subfolders"
     assert [s.study_id for s in ds.studies] == list(STUDIES)
     by_id = {im.image_id: im for im in ds.images}
     assert Path(by_id["CXR1000_IM-0003-2001"].source) == root / "1000" / "1000_IM-0003-2001.dcm"
@@ -125,14 +186,14 @@ def test_dicom_release_in_per_study_folders(tmp_path):
 def test_dicom_release_flat(tmp_path):
     root = dicom_tree(tmp_path / "flat", per_study=False)
     ds = _load(root, split="all", studies="CXR4,CXR1000")
-    assert ds.summary["layout"] == "flat" and ds.summary["images"] == 5
+    assert ds.summary["folders"] == "flat" and ds.summary["images"] == 5
 
 
 def test_png_release_one_folder_down_and_views(tmp_path):
     png_tree(tmp_path / "openi" / "NLMCXR_png")
     (tmp_path / "openi" / "reports").mkdir()  # other folders are fine
     ds = _load(tmp_path / "openi", split="all", studies=STUDIES)
-    assert ds.summary["layout"] == "subfolders" and ds.summary["images"] == 11
+    assert ds.summary["folders"] == "subfolders" and ds.summary["images"] == 11
     views = {im.image_id: im.view for im in ds.images}
     assert views["CXR37_IM-1847-0001-0001"] == "lateral" and views["CXR37_IM-1847-0001-0002"] == "frontal"
     assert views["CXR1_1_IM-0001-3001"] == "frontal" and views["CXR1_1_IM-0001-4001"] == "lateral"  # by order
@@ -173,8 +234,11 @@ def test_both_releases_side_by_side_need_format(tmp_path):
 def test_no_images_and_bad_root(tmp_path):
     (tmp_path / "empty" / "sub").mkdir(parents=True)
     (tmp_path / "empty" / "notes.txt").write_text("x")
-    with pytest.raises(DataError, match=r"empty: no \.png or \.dcm files in this folder or the folders one level"):
+    with pytest.raises(DataError, match=r"empty: no \.png or \.dcm files in this folder or the folders one level") as exc:
         _load(tmp_path / "empty", split="all", studies=["CXR4"])
+    for layout in ("OpenI", "NLMCXR_png", "Kaggle", "indiana_projections.csv", "images/images_normalized", "R2Gen",
+                   "annotation.json", "'manifest' dataset"):
+        assert layout in str(exc.value)
     png_tree(tmp_path / "pngs", ["CXR4"])
     with pytest.raises(DataError, match=r"pngs: no \.dcm files"):
         _load(tmp_path / "pngs", split="all", studies=["CXR4"], format="dcm")
@@ -227,6 +291,130 @@ def test_candidate_names():
     assert iu_xray.candidate_names("CXR1_1_IM-0001-3001", "png") == ["CXR1_1_IM-0001-3001.png"]
 
 
+# --- the Kaggle and R2Gen layouts ----------------------------------------------------------------------------------
+
+
+def test_kaggle_layout_is_detected_and_loads(tmp_path):
+    root = kaggle_tree(tmp_path / "kaggle")
+    ds = _load(root, split="all", studies=STUDIES)
+    assert ds.summary["layout"] == "kaggle" and ds.summary["format"] == "png"
+    assert [s.study_id for s in ds.studies] == list(STUDIES) and ds.summary["images"] == 11
+    by_id = {im.image_id: im for im in ds.images}
+    assert Path(by_id["CXR1000_IM-0003-2001"].source) == root / "images/images_normalized/1000_IM-0003-2001.dcm.png"
+    assert Path(by_id["CXR1_1_IM-0001-3001"].source) == root / "images/images_normalized/1_IM-0001-3001.dcm.png"
+    # views from the projection column, which disagrees with the order rule for CXR1's two images
+    assert by_id["CXR1_1_IM-0001-3001"].view == "lateral" and by_id["CXR1_1_IM-0001-4001"].view == "frontal"
+    assert ds.summary["views_differing_from_rule"] == 2 and ds.summary["view_source"]["projections_csv"] == 11
+    assert ds.summary["projection_rows_not_matched"] == 0 and ds.summary["image_files_found"] == 11
+    assert [p["path"].rsplit("/", 1)[-1] for p in ds.provenance["index_files"]] == [
+        "NLMCXR_reports.tgz", "indiana_projections.csv", "indiana_reports.csv"]
+    assert ds.load_image(by_id["CXR4_IM-2050-1001"]).size == (40, 32)
+    lateral = _load(root, split="all", studies=STUDIES, views="lateral")
+    assert {im.view for im in lateral.images} == {"lateral"} and "CXR1_1_IM-0001-3001" in {
+        im.image_id for im in lateral.images}
+
+
+def test_kaggle_rows_and_files_that_do_not_match(tmp_path):
+    root = kaggle_tree(tmp_path / "kaggle", extra_rows=[["4", "4_IM-2050-9001.dcm.png", "Lateral"]])
+    assert _load(root, split="all", studies=STUDIES).summary["projection_rows_not_matched"] == 1
+    (root / "images/images_normalized/4_IM-2050-2001.dcm.png").unlink()
+    with pytest.raises(DataError, match=r"images_normalized/4_IM-2050-2001\.dcm\.png \(parentImage CXR4_IM-2050-2001 .*"
+                                        r"indiana_projections\.csv line 7\): image file not found"):
+        _load(root, split="all", studies=STUDIES)
+    lines = (root / "indiana_projections.csv").read_text().splitlines(keepends=True)
+    (root / "indiana_projections.csv").write_text("".join(line for line in lines if "4_IM-2050-2001" not in line))
+    with pytest.raises(DataError, match=r"parentImage CXR4_IM-2050-2001 .*indiana_projections\.csv has no row for "
+                                        r"4_IM-2050-2001\.dcm\.png"):
+        _load(root, split="all", studies=STUDIES)
+
+
+def test_kaggle_bad_csv(tmp_path):
+    root = kaggle_tree(tmp_path / "kaggle")
+    path = root / "indiana_projections.csv"
+    original = path.read_text()
+    path.write_text(original.replace("uid,filename,projection", "uid,file,projection"))
+    with pytest.raises(DataError, match=r"indiana_projections\.csv: missing column\(s\) 'filename'"):
+        _load(root, split="all", studies=STUDIES)
+    path.write_text(original.replace(",Lateral", ",Oblique", 1))
+    with pytest.raises(DataError, match=r"indiana_projections\.csv, line \d+: projection 'Oblique'"):
+        _load(root, split="all", studies=STUDIES)
+    path.write_text(original.replace("4,4_IM-2050-1001", "5,4_IM-2050-1001"))
+    with pytest.raises(DataError, match=r"line \d+: '4_IM-2050-1001\.dcm\.png' is listed for uid '5', but it is "
+                                        "parentImage CXR4_IM-2050-1001 of report CXR4"):
+        _load(root, split="all", studies=STUDIES)
+    with pytest.raises(ConfigError, match=r"format='dcm' chooses between the OpenI .* kaggle layout"):
+        _load(root, split="all", studies=STUDIES, format="dcm")
+
+
+def test_r2gen_layout_with_its_own_split(tmp_path):
+    folder = r2gen_tree(tmp_path / "data")
+    for root in (folder, folder.parent):  # the iu_xray folder, or the folder holding it
+        ds = _load(root, split="r2gen-test")
+        assert ds.split == "r2gen-test" and ds.summary["layout"] == "r2gen"
+        assert [s.study_id for s in ds.studies] == ["CXR4", "CXR37"]
+        assert [im.image_id for im in ds.studies[0].images] == ["CXR4_IM-2050/0.png", "CXR4_IM-2050/1.png"]
+        assert Path(ds.studies[0].images[1].source) == folder / "images/CXR4_IM-2050/1.png"
+        assert {im.view for im in ds.images} == {None} and ds.summary["view_source"]["unknown"] == 4
+    assert ds.summary["r2gen_studies"] == {"train": 1, "val": 1, "test": 2}
+    assert ds.summary["r2gen_report_differs"] == 0 and ds.summary["split_studies"] == 2
+    assert ds.studies[0].findings == _reports(["CXR4"])[0].findings  # reports from the XML, R2Gen's is FINDINGS
+    assert ds.provenance["index_files"][-1]["path"].endswith("annotation.json")
+    val = _load(folder, split="r2gen-val")
+    assert [s.study_id for s in val.studies] == ["CXR3"] and val.summary["r2gen_report_differs"] == 1
+    assert [s.study_id for s in _load(folder, split="r2gen-train").studies] == ["CXR1"]
+
+
+def test_r2gen_layout_with_the_iu_phantom_split_names_what_r2gen_left_out(tmp_path):
+    folder = r2gen_tree(tmp_path / "data")
+    with pytest.raises(DataError, match=r"study CXR1000 .* has no entry in .*annotation\.json: R2Gen keeps only part "
+                                        r"of the IU studies; use split='r2gen-test'"):
+        _load(folder, split="all", studies=STUDIES)
+    with pytest.warns(UserWarning, match="skipped 1 missing image"):
+        ds = _load(folder, split="all", studies=STUDIES, on_bad_image="skip")
+    assert [s.study_id for s in ds.studies] == ["CXR1", "CXR3", "CXR4", "CXR37"]
+    assert ds.summary["comparable_with"].startswith("iu-phantom split 'all'")
+    with pytest.raises(ConfigError, match=r"views=\['frontal'\]: R2Gen's image files do not say which view"):
+        _load(folder, split="r2gen-test", views="frontal")
+    (folder / "images/CXR4_IM-2050/1.png").unlink()
+    with pytest.raises(DataError, match=r"images/CXR4_IM-2050/1\.png \(annotation\.json test entry 'CXR4_IM-2050'\): "
+                                        "image file not found"):
+        _load(folder, split="r2gen-test")
+
+
+def test_r2gen_bad_annotation(tmp_path):
+    folder = r2gen_tree(tmp_path / "data")
+    ann = folder / "annotation.json"
+    ann.write_text("{not json")
+    with pytest.raises(DataError, match=r"annotation\.json: cannot read R2Gen's annotation file"):
+        _load(folder, split="r2gen-test")
+    ann.write_text(json.dumps({"test": [{"id": "CXR4_IM-2050", "report": "x"}]}))
+    with pytest.raises(DataError, match=r"annotation\.json: test\[0\]: an entry needs the keys id, report, image_path"):
+        _load(folder, split="r2gen-test")
+    ann.write_text(json.dumps({"test": [{"id": "CXR999999_IM-1", "report": "x", "image_path": ["a/0.png"]}]}))
+    with pytest.raises(DataError, match=r"R2Gen's 'test' split names CXR999999, which the IU X-ray reports do not"):
+        _load(folder, split="r2gen-test")
+    ann.write_text(json.dumps([1, 2]))
+    with pytest.raises(DataError, match="expected a JSON object with R2Gen's splits train, val, test"):
+        _load(folder, split="r2gen-test")
+
+
+def test_layout_option_and_misplaced_roots(tmp_path, test_split_tree):
+    with pytest.raises(ConfigError, match=r"split='r2gen-test' is R2Gen's own split: it needs the R2Gen layout"):
+        _load(test_split_tree, split="r2gen-test")
+    with pytest.raises(DataError, match=r"no indiana_projections\.csv here \(layout='kaggle'\)"):
+        _load(test_split_tree, layout="kaggle")
+    with pytest.raises(ConfigError, match="layout='nlm' is not valid; choose one of 'openi', 'kaggle', 'r2gen'"):
+        _load(test_split_tree, layout="nlm")
+    folder = r2gen_tree(tmp_path / "data")
+    with pytest.raises(DataError, match=r"images: not an OpenI image folder\. These look like R2Gen's images/"):
+        _load(folder / "images", split="all", studies=["CXR4"])
+    kaggle = kaggle_tree(tmp_path / "kaggle")
+    with pytest.raises(DataError, match=r"images_normalized: not an OpenI image folder\. These look like the Kaggle"):
+        _load(kaggle / "images" / "images_normalized", split="all", studies=["CXR4"])
+    with pytest.raises(DataError, match="no .png or .dcm files"):  # layout= forces the layout
+        _load(kaggle, layout="openi", split="all", studies=["CXR4"])
+
+
 # --- end to end -------------------------------------------------------------------------------------------------
 
 
@@ -244,3 +432,29 @@ def test_cli_run_end_to_end(test_split_tree, tmp_path, monkeypatch, capsys):
     assert main(["datasets", "describe", "iu-xray", "--root", str(test_split_tree)]) == 0
     described = json.loads(capsys.readouterr().out)
     assert described["studies"] == 1000 and described["split_version"] == SPLIT_VERSION
+
+
+def _run(tmp_path, monkeypatch, *argv) -> list[dict]:
+    import cxrbench.data as data
+    from cxrbench.cli import main
+
+    monkeypatch.setitem(data._DATASETS, "iu-xray", ("cxrbench.data.iu_xray:load", "longest"))
+    out = tmp_path / "out"
+    assert main(["run", "--dataset", "iu-xray", *argv, "--models", "random", "--levels", "0,0.5", "--bootstrap", "0",
+                 "--no-cache", "--out", str(out), "--no-progress"]) == 0
+    return [json.loads(x) for x in (out / "records.jsonl").read_text().splitlines() if x.strip()]
+
+
+def test_cli_run_end_to_end_on_the_kaggle_layout(tmp_path, monkeypatch):
+    first = [r.uid for r in split_reports("test")[:8]]
+    root = kaggle_tree(tmp_path / "kaggle", uids=first)
+    records = _run(tmp_path, monkeypatch, "--root", str(root), "--data-option", "max_studies=8", "--max-studies", "8")
+    assert records and {r["split"] for r in records} == {"test[:8]"} and {r["level"] for r in records} == {0, 0.5}
+    assert {r["dataset_counts"]["studies"] for r in records} == {8}
+
+
+def test_cli_run_end_to_end_on_the_r2gen_layout(tmp_path, monkeypatch):
+    root = r2gen_tree(tmp_path / "data")
+    records = _run(tmp_path, monkeypatch, "--root", str(root.parent), "--split", "r2gen-test")
+    assert records and {r["split"] for r in records} == {"r2gen-test"}
+    assert {(r["dataset_counts"]["studies"], r["dataset_counts"]["images"]) for r in records} == {(2, 4)}

@@ -19,6 +19,7 @@ from PIL import Image
 
 from cxrbench.data import load_dataset, mimic_cxr
 from cxrbench.data.mimic_cxr import load
+from cxrbench.data.mimic_sections import split_sections
 from cxrbench.errors import ConfigError, DataError
 
 TITLE = "                                 FINAL REPORT\n"
@@ -65,6 +66,28 @@ STUDIES = (
     S("19999987", "58971208", "test", ("AP", "AP"), FULL_1),
 )
 # validate under policy "longest": 4 studies, 6 images kept (51029426 has no sections)
+
+# Reports on which MIT-LCP's sectioning (sections="mitlcp", the default) and the lenient parser disagree.
+LOWER_CASE = report("INDICATION:  Cough.", "", "Findings:  Mild cardiomegaly.", "", "Impression:  Cardiomegaly.")
+SUMMARY_ONLY = report("INDICATION:  Chest pain.", "", "SUMMARY:  No acute cardiopulmonary process.")
+DEID_IMPRESSION = report("FINDINGS:  Lungs are clear.", "", "IMPRESSION:  ___")
+SUB_HEADINGS = report("FINDINGS: ", "", "LUNGS:  Clear.", "", "HEART:  Normal size.", "", "IMPRESSION:  Normal chest.")
+CUSTOM_STUDY = "50525523"  # one of MIT-LCP's hand-made per-study rules (custom_indices): no sections upstream
+EXTRA = (
+    S("14000044", "52000001", "validate", ("PA",), LOWER_CASE),
+    S("14000044", "52000002", "validate", ("PA", "LATERAL"), SUMMARY_ONLY),
+    S("15000055", "52000003", "validate", ("AP",), DEID_IMPRESSION),
+    S("15000055", "52000004", "validate", ("PA",), SUB_HEADINGS),
+    S("16000066", CUSTOM_STUDY, "validate", ("PA",), FULL_1),
+)
+# Worked out by hand from each parser's documented rules (docs/datasets.md; mimic_sections docstrings):
+#              FULL_1 IMP FIND NONE COMB | LOWER SUMMARY DEID SUB CUSTOM        (images: 2 1 2 1 1 | 1 2 1 1 1)
+#  mitlcp       F+I    I   F    -    I   |  -     -      F+I  I   - (rule)
+#  lenient      F+I    I   F    -    I   |  F+I   I      F    F+I F+I
+BY_REQUIREMENT = {
+    "mitlcp": {"any": (6, 8), "both": (2, 3), "findings": (3, 5), "impression": (5, 6)},
+    "lenient": {"any": (9, 12), "both": (4, 5), "findings": (6, 8), "impression": (7, 9)},
+}
 
 
 def dicom_id(study: str, k: int) -> str:
@@ -219,27 +242,152 @@ def test_fallback_keeps_reports_without_sections(tree):
     assert study.meta["fallback"] == "last_paragraph"
 
 
-def test_paper_comparison(tree, monkeypatch, capsys):
+# ---------------------------------------------------------------------------------------------- sections, requirement
+
+
+@pytest.fixture
+def extra_tree(tmp_path) -> Path:
+    return make_tree(tmp_path / "extra", studies=STUDIES + EXTRA)
+
+
+def _counts(ds) -> dict:
+    return {k: (v["studies"], v["images"]) for k, v in ds.summary["section_requirements"]["counts"].items()}
+
+
+@pytest.mark.parametrize("sections", ["mitlcp", "lenient"])
+def test_counts_under_every_requirement_follow_the_parser(extra_tree, sections):
+    ds = load(extra_tree, sections=sections, progress=False)
+    assert _counts(ds) == BY_REQUIREMENT[sections]
+    req = ds.summary["section_requirements"]
+    assert req["parser"] == sections and req["required"] == "any" and req["paper_protocol"] == "both"
+    assert ds.summary["sections"] == sections and ds.summary["require"] == "any"
+    assert ds.provenance["options"]["sections"] == sections and ds.provenance["options"]["require"] == "any"
+    assert ds.provenance["section_parser"] == sections
+    assert (ds.summary["studies"], ds.summary["images"]) == BY_REQUIREMENT[sections]["any"]
+
+
+@pytest.mark.parametrize("sections", ["mitlcp", "lenient"])
+@pytest.mark.parametrize("require", ["any", "both", "findings", "impression"])
+def test_require_keeps_exactly_the_studies_with_the_required_sections(extra_tree, sections, require):
+    ds = load(extra_tree, sections=sections, require=require, progress=False)
+    assert (ds.summary["studies"], ds.summary["images"]) == BY_REQUIREMENT[sections][require]
+    assert _counts(ds) == BY_REQUIREMENT[sections]  # counted before the requirement: the same for every choice
+    for st in ds.studies:
+        assert {"any": bool(st.findings or st.impression), "both": bool(st.findings and st.impression),
+                "findings": bool(st.findings), "impression": bool(st.impression)}[require]
+    left_out = BY_REQUIREMENT[sections]["any"][0] - ds.summary["studies"]
+    assert ds.summary["dropped_by_requirement"] == left_out
+    assert ds.summary["dropped_empty_text"] == 0  # policy longest: a kept study always has text
+
+
+def test_default_parser_is_mitlcp_and_differs_from_lenient_where_upstream_does(extra_tree):
+    mit = {s.study_id: s for s in load(extra_tree, progress=False).studies}
+    len_ = {s.study_id: s for s in load(extra_tree, sections="lenient", progress=False).studies}
+    # lower-case headers and SUMMARY: are text for MIT-LCP
+    assert "s52000001" not in mit and (len_["s52000001"].findings, len_["s52000001"].impression) == (
+        "Mild cardiomegaly.", "Cardiomegaly.")
+    assert "s52000002" not in mit and len_["s52000002"].impression == "No acute cardiopulmonary process."
+    # an IMPRESSION that is only ___ counts as present for MIT-LCP (its statistics count it), not for lenient
+    assert (mit["s52000003"].findings, mit["s52000003"].impression) == ("Lungs are clear.", "___")
+    assert (len_["s52000003"].findings, len_["s52000003"].impression) == ("Lungs are clear.", "")
+    # an upper-case sub-heading cuts FINDINGS upstream (left empty, so dropped); lenient keeps it as text
+    assert (mit["s52000004"].findings, mit["s52000004"].impression) == ("", "Normal chest.")
+    assert len_["s52000004"].findings == "LUNGS: Clear. HEART: Normal size."
+    # a study with one of MIT-LCP's per-study rules has no sections upstream, whatever its report says
+    assert f"s{CUSTOM_STUDY}" not in mit and len_[f"s{CUSTOM_STUDY}"].impression == "No acute cardiopulmonary process."
+
+
+def test_special_case_studies_are_counted_and_fallback_gives_their_conclusion(extra_tree):
+    ds = load(extra_tree, progress=False)
+    assert ds.summary["section_requirements"]["special_case_studies"] == 1
+    assert ds.summary["dropped_no_sections"] == 4  # NO_SECTIONS, LOWER_CASE, SUMMARY_ONLY, the special case
+    assert ds.summary["section_requirements"]["deidentified_only"] == {"findings": 0, "impression": 1}
+    with_fallback = {s.study_id: s for s in load(extra_tree, fallback=True, progress=False).studies}
+    custom = with_fallback[f"s{CUSTOM_STUDY}"]
+    start, end = 201, 349  # MIT-LCP's custom_indices entry for this study: a slice of the report
+    assert custom.meta["fallback"] == "custom_indices" and custom.meta["custom_rule"] == "custom_indices"
+    assert custom.impression == " ".join(FULL_1[start:end].split())
+
+
+def test_special_case_report_without_its_section_names_the_file(tmp_path):
+    # s50913680's MIT-LCP rule takes its RECOMMENDATION(S) section: a report without one is not that study's
+    root = make_tree(tmp_path, studies=(S("10000001", "50913680", "validate", ("PA",), FULL_1),))
+    with pytest.raises(DataError, match=r"s50913680\.txt: study s50913680, .*line 2: MIMIC-CXR study s50913680: "
+                                        r"MIT-LCP's hand-made rule .* 'recommendations' section.*'lenient'"):
+        load(root, progress=False)
+    assert load(root, sections="lenient", progress=False).summary["studies"] == 1
+
+
+def test_fallback_needs_require_any(tree):
+    with pytest.raises(ConfigError, match=r"fallback=True .* require='any'.*not 'both'"):
+        load(tree, fallback=True, require="both", progress=False)
+
+
+def test_unknown_sections_or_require_are_refused_before_reading(tmp_path):
+    with pytest.raises(ConfigError, match=r"sections='mit' is not valid; choose one of 'mitlcp', 'lenient'"):
+        load(tmp_path / "nowhere", sections="mit", progress=False)
+    with pytest.raises(ConfigError, match=r"require='either' is not valid; choose one of 'any', 'both', 'findings', "
+                                          "'impression'"):
+        load(tmp_path / "nowhere", require="either", progress=False)
+
+
+def test_longest_compares_whitespace_collapsed_text(tmp_path):
+    """mitlcp keeps upstream's line breaks and one-space indents; the policy compares the collapsed texts."""
+    findings_lines = ["ab."] * 10  # raw 48 characters with its line breaks and indents, collapsed 39
+    impression = "x" * 43 + "."  # 44 characters on one line
+    text = report("FINDINGS:", *findings_lines, "", "IMPRESSION:  " + impression)
+    raw = split_sections(text, "s50000001", parser="mitlcp")
+    assert len(raw.findings) > len(raw.impression) > len(" ".join(raw.findings.split()))
+    root = make_tree(tmp_path, studies=(S("10000001", "50000001", "validate", ("PA",), text),))
+    ds = load(root, progress=False)
+    assert ds.texts == [impression]
+    assert ds.studies[0].findings == " ".join(findings_lines)  # stored collapsed, as by every loader
+
+
+def test_paper_comparison_states_facts(tree, monkeypatch):
     pc = load(tree, progress=False).summary["paper_comparison"]
     assert pc["paper_studies"] == 994 and pc["paper_images"] == 1770
+    assert pc["mitlcp_validate_split"] == {"studies": 1808, "images": 2991}
+    assert pc["split_csv"] == {"split": "validate", "studies": 5, "images": 7}
     assert (pc["studies"], pc["images"], pc["matches"]) == (4, 6, False)
-    assert "the paper's protocol, but -990 studies" in pc["note"]
-    assert pc["by_section_requirement"] == {
-        "findings_or_impression": {"studies": 4, "images": 6}, "findings": {"studies": 2, "images": 4},
-        "impression": {"studies": 3, "images": 4}, "findings_and_impression": {"studies": 1, "images": 2}}
-    pc = load(tree, views="PA", policy="findings", progress=False).summary["paper_comparison"]
-    assert not pc["matches"] and "views=['PA']" in pc["note"] and "policy='findings'" in pc["note"]
-    monkeypatch.setattr(mimic_cxr, "PAPER_STUDIES", 4)
-    monkeypatch.setattr(mimic_cxr, "PAPER_IMAGES", 6)
-    pc = load(tree, progress=False).summary["paper_comparison"]
-    assert pc["matches"] and pc["note"] == "same counts as the paper's evaluation set"
-    # the describe command prints the summary, paper comparison included
-    from cxrbench import cli, data
+    assert pc["by_requirement"] == {"any": {"studies": 4, "images": 6}, "both": {"studies": 1, "images": 2},
+                                    "findings": {"studies": 2, "images": 4}, "impression": {"studies": 3, "images": 4}}
+    assert pc["paper_protocol"] == {"split": "validate", "views": "all", "sections": "mitlcp", "require": "both",
+                                    "fallback": False}
+    assert pc["differs_from_paper_protocol"] == ["require='any' (paper protocol: 'both')"]
+    note = pc["note"]
+    for fact in ("4 studies / 6 images", "994 / 1,770", "1,808 / 2,991", "5 / 7", "both 1 / 2", "any 4 / 6"):
+        assert fact in note, (fact, note)
+    for guess in ("release", "parser", "may differ", "incomplete"):
+        assert guess not in note  # no cause is guessed at
+    pc = load(tree, views="PA", policy="findings", require="both", progress=False).summary["paper_comparison"]
+    assert pc["differs_from_paper_protocol"] == ["views=['PA'] (paper protocol: every view)"]
+    assert "views=['PA']" in pc["note"]
+    pc = load(tree, sections="lenient", split="test", progress=False).summary["paper_comparison"]
+    assert pc["differs_from_paper_protocol"] == ["split='test' (paper protocol: 'validate')",
+                                                 "sections='lenient' (paper protocol: 'mitlcp')",
+                                                 "require='any' (paper protocol: 'both')"]
+    monkeypatch.setattr(mimic_cxr, "PAPER_STUDIES", 1)
+    monkeypatch.setattr(mimic_cxr, "PAPER_IMAGES", 2)
+    pc = load(tree, require="both", progress=False).summary["paper_comparison"]
+    assert pc["matches"] and pc["differs_from_paper_protocol"] == []
+    assert pc["note"].startswith("the same counts as the paper")
 
-    monkeypatch.setitem(data._DATASETS, "mimic-cxr", ("cxrbench.data.mimic_cxr:load", "longest"))
-    assert cli.main(["datasets", "describe", "mimic-cxr", "--root", str(tree)]) == 0
-    out = json.loads(capsys.readouterr().out)
-    assert out["dataset"] == "mimic-cxr" and out["paper_comparison"]["matches"] is True
+
+def test_describe_dataset_gives_every_requirement_and_the_paper_choice(tree, capsys):
+    from cxrbench import cli
+    from cxrbench.data import describe_dataset
+
+    out = describe_dataset("mimic-cxr", root=tree, progress=False)
+    assert out["dataset"] == "mimic-cxr" and out["split"] == "validate" and out["policy"] == "longest"
+    assert out["section_requirements"]["paper_protocol"] == "both"
+    assert set(out["section_requirements"]["counts"]) == {"any", "both", "findings", "impression"}
+    both = describe_dataset("mimic-cxr", root=tree, require="both", progress=False)
+    assert both["studies"] == 1 and both["section_requirements"]["counts"] == out["section_requirements"]["counts"]
+    # the CLI's describe prints the same (it already prints the summary)
+    assert cli.main(["datasets", "describe", "mimic-cxr", "--root", str(tree), "--data-option", "require=both"]) == 0
+    printed = json.loads(capsys.readouterr().out)
+    assert printed["section_requirements"] == both["section_requirements"] and printed["studies"] == 1
 
 
 # ---------------------------------------------------------------------------------------------- bad input
@@ -479,7 +627,7 @@ def test_option_errors(tree):
     with pytest.raises(TypeError):  # the loader itself has no catch-all: load_dataset checks every option
         load(tree, view="PA", progress=False)
     with pytest.raises(ConfigError, match=r"dataset 'mimic-cxr': unknown option\(s\) 'view'; it accepts root, split, "
-                                          "policy, on_bad_image, reports, views, fallback"):
+                                          "policy, on_bad_image, reports, views, sections, require, fallback"):
         load_dataset("mimic-cxr", root=tree, view="PA", progress=False)
     with pytest.raises(ConfigError, match="on_bad_image"):
         load(tree, on_bad_image="ignore", progress=False)
@@ -534,3 +682,22 @@ def test_cli_run_end_to_end(tree, tmp_path, monkeypatch):
     assert rc == 0
     records = [json.loads(line) for line in (out / "records.jsonl").read_text().splitlines() if line.strip()]
     assert records
+
+
+def test_cli_run_with_sections_and_require_records_them(extra_tree, tmp_path, monkeypatch):
+    from cxrbench import cli, data
+
+    monkeypatch.setitem(data._DATASETS, "mimic-cxr", ("cxrbench.data.mimic_cxr:load", "longest"))
+    out = tmp_path / "out"
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        rc = cli.main(["run", "--dataset", "mimic-cxr", "--root", str(extra_tree), "--data-option", "require=both",
+                       "--data-option", "sections=lenient", "--models", "random", "--levels", "0,0.5", "--bootstrap",
+                       "0", "--no-cache", "--max-studies", "3", "--out", str(out), "--no-progress"])
+    assert rc == 0
+    run = json.loads((out / "run.json").read_text())
+    assert run["dataset"]["sections"] == "lenient" and run["dataset"]["require"] == "both"
+    assert run["dataset"]["provenance"]["options"]["require"] == "both"
+    assert run["dataset"]["subset_of_studies"] == BY_REQUIREMENT["lenient"]["both"][0]
+    records = [json.loads(line) for line in (out / "records.jsonl").read_text().splitlines() if line.strip()]
+    assert {r["dataset_counts"]["studies"] for r in records} == {3}

@@ -70,5 +70,17 @@ def load_dataset(name: str, split: str | None = None, policy: str | None = None,
     return loader(**kwargs)
 
 
+def describe_dataset(name: str, split: str | None = None, policy: str | None = None, **options) -> dict:
+    """What ``cxrbench datasets describe NAME`` prints: the dataset's name, split and policy and its whole
+    summary (counts, drops, views, text availability, and each loader's own facts: for ``mimic-cxr`` the counts
+    under every section requirement with the paper protocol's choice, ``section_requirements``, and
+    ``paper_comparison``). Options as for :func:`load_dataset`; ``iu-phantom`` is described without rendering
+    its images (``render=False``) unless the options say otherwise."""
+    if name == "iu-phantom":
+        options.setdefault("render", False)
+    ds = load_dataset(name, split=split, policy=policy, **options)
+    return {"dataset": ds.name, "split": ds.split, "policy": ds.policy, **ds.summary}
+
+
 __all__ = ["TEXT_POLICIES", "Dataset", "ImageRecord", "Study", "available", "check_options", "default_policy",
-           "load_dataset", "report_text"]
+           "describe_dataset", "load_dataset", "report_text"]

@@ -11,10 +11,16 @@ Index: the CheXpert Plus CSV (``df_chexpert_plus_240401.csv``), one row per imag
   file name's ``_frontal``/``_lateral`` decides), ``ap_pa``, ``deid_patient_id``,
   ``patient_report_date_order`` (kept in each study's ``meta``). Other columns are ignored.
 
-Finding the files. ``root`` is the folder that holds the images' ``train/`` and ``valid/`` folders. The CSV is
-``csv_file=`` (absolute, or relative to ``root``) or else the single ``df_chexpert_plus*.csv`` in ``root``.
-``image_root=`` overrides where image paths are resolved (default: ``root``; or ``root/PNG`` when ``root`` has a
-``PNG`` folder and no ``train``/``valid`` folder).
+Finding the files. The CSV is ``csv_file=`` (absolute, or relative to ``root``) or else the single
+``df_chexpert_plus*.csv`` in ``root``. Image paths are resolved against one or more *image roots*, folders that
+hold ``train/`` and/or ``valid/``. By default they are found under ``root``: ``root`` itself, ``root/PNG``,
+``root/PNG/PNG`` (the PNG release's chunks unzipped into one folder: their members are ``PNG/train/...``), and
+every chunk folder ``png_chexpert_plus_chunk_<k>`` in ``root`` or ``root/PNG`` (the release ships
+``png_chexpert_plus_chunk_0.zip`` ... each extracted to its own folder), taking in each chunk the first of
+``<chunk>``, ``<chunk>/PNG``, ``<chunk>/PNG/PNG`` that holds ``train/`` or ``valid/``; chunks in numeric order.
+If none holds them, ``root`` is the one image root. ``image_root=`` (a folder or a list of folders) replaces the
+search; each given folder descends the same way into ``PNG/`` or ``PNG/PNG/``. An image is looked up in every
+image root in order and the first one that has it is used (``summary["images_per_root"]`` counts them).
 
 JPEG or PNG. The CSV names ``.jpg`` files (the original CheXpert JPEGs); the CheXpert Plus PNG release stores
 the same images as ``.png``. With ``image_suffix=None`` (default) each image is looked up at the CSV path and,
@@ -50,7 +56,7 @@ from cxrbench.data.common import (
     read_csv,
 )
 from cxrbench.data.records import Dataset, ImageRecord, Study, collapse_whitespace
-from cxrbench.errors import DataError
+from cxrbench.errors import ConfigError, DataError
 
 NAME = "chexpert-plus"
 CSV_GLOB = "df_chexpert_plus*.csv"
@@ -114,10 +120,50 @@ def _normalise_suffix(image_suffix: str | None) -> str | None:
     return suffix
 
 
-def default_image_root(root: Path) -> Path:
-    if not (root / "train").is_dir() and not (root / "valid").is_dir() and (root / "PNG").is_dir():
-        return root / "PNG"
-    return root
+CHUNK_GLOB = "png_chexpert_plus_chunk_*"
+
+
+def _holds_splits(folder: Path) -> bool:
+    return (folder / "train").is_dir() or (folder / "valid").is_dir()
+
+
+def _descend(folder: Path) -> Path:
+    """``folder``, ``folder/PNG`` or ``folder/PNG/PNG``: the first that holds train/ or valid/ (else ``folder``)."""
+    return next((f for f in (folder, folder / "PNG", folder / "PNG" / "PNG") if _holds_splits(f)), folder)
+
+
+def _chunk_key(path: Path) -> tuple[int, str]:
+    tail = path.name.rpartition("_")[2]
+    return (int(tail) if tail.isdigit() else -1, path.name)
+
+
+def default_image_roots(root: Path) -> list[Path]:
+    """The image roots found under ``root`` (module docstring); ``[root]`` when none holds train/ or valid/."""
+    found = [f for f in (root, root / "PNG", root / "PNG" / "PNG") if _holds_splits(f)]
+    for parent in (root, root / "PNG"):
+        chunks = sorted((c for c in parent.glob(CHUNK_GLOB) if c.is_dir()), key=_chunk_key)
+        found.extend(d for d in map(_descend, chunks) if _holds_splits(d))
+    unique: dict[str, Path] = {}
+    for f in found:
+        unique.setdefault(os.path.realpath(f), f)
+    return list(unique.values()) or [root]
+
+
+def image_roots(root: Path, image_root: str | Path | Iterable[str | Path] | None) -> list[Path]:
+    """The image roots: ``image_root`` (one folder or several, each descending into PNG/ or PNG/PNG/ when that
+    holds the split folders) or those found under ``root``."""
+    if image_root is None:
+        return default_image_roots(root)
+    given = [image_root] if isinstance(image_root, (str, os.PathLike)) else list(image_root)
+    if not given:
+        raise ConfigError("image_root= is empty; give a folder or a list of folders (or leave it out)")
+    out = []
+    for item in given:
+        folder = Path(item).expanduser()
+        if not folder.is_dir():
+            raise DataError(f"{folder}: image root folder not found (image_root=)")
+        out.append(_descend(folder))
+    return out
 
 
 class _StudyRows:
@@ -194,10 +240,23 @@ def _locate(resolver: PathResolver, raw: str, suffix: str | None) -> tuple[Locat
     return where, False
 
 
+def _find_image(resolvers: list[PathResolver], raw: str, suffix: str | None) -> tuple[int, Located, bool]:
+    """The first image root holding the CSV path ``raw`` (index, where, suffix swapped); when none does, index 0
+    and where it was looked for there. A path leading outside a root is returned at once (the caller refuses it)."""
+    first: tuple[int, Located, bool] | None = None
+    for i, resolver in enumerate(resolvers):
+        where, swap = _locate(resolver, raw, suffix)
+        if where.exists or where.outside:
+            return i, where, swap
+        first = first or (i, where, swap)
+    assert first is not None  # there is at least one image root
+    return first
+
+
 def load(root: str | Path, split: str = "valid", policy: str = "longest", on_bad_image: str = "error",
-         progress: bool = True, csv_file: str | Path | None = None, image_root: str | Path | None = None,
-         image_suffix: str | None = None, views: str | Iterable[str] | None = None,
-         allow_outside: bool = False) -> Dataset:
+         progress: bool = True, csv_file: str | Path | None = None,
+         image_root: str | Path | Iterable[str | Path] | None = None, image_suffix: str | None = None,
+         views: str | Iterable[str] | None = None, allow_outside: bool = False) -> Dataset:
     """CheXpert Plus studies of ``split`` ("valid", "train", "all"): see the module docstring."""
     keep_views = parse_views(views)
     view_filter = sorted(keep_views) if keep_views else None
@@ -207,9 +266,7 @@ def load(root: str | Path, split: str = "valid", policy: str = "longest", on_bad
     if not root.is_dir():
         raise DataError(f"{root}: CheXpert Plus root folder not found")
     csv_path = find_csv(root, csv_file)
-    images_at = Path(image_root).expanduser() if image_root is not None else default_image_root(root)
-    if not images_at.is_dir():
-        raise DataError(f"{images_at}: image root folder not found")
+    roots = image_roots(root, image_root)
     table = _read_rows(csv_path)
     studies = _group_rows(csv_path, table.rows)
     present: dict[str, int] = {}
@@ -221,7 +278,10 @@ def load(root: str | Path, split: str = "valid", policy: str = "longest", on_bad
             f"{', '.join(f'{k!r} ({n} studies)' for k, n in sorted(present.items()))}; or use split='all'")
     chosen = [(sid, e) for sid, e in studies.items() if split == "all" or e.split == split]
 
-    resolver = PathResolver(images_at)
+    resolvers = [PathResolver(r) for r in roots]
+    others = (f"; also looked under {len(roots) - 1} other image root{'s' if len(roots) > 2 else ''}: "
+              f"{', '.join(map(str, roots[1:]))}") if len(roots) > 1 else ""
+    root_of: dict[str, int] = {}
     swapped = 0
     for sid, entry in progress_bar(chosen, "check chexpert-plus images", "study", progress):
         images = []
@@ -231,29 +291,35 @@ def load(root: str | Path, split: str = "valid", policy: str = "longest", on_bad
                 continue
             if os.path.isabs(raw) and not allow_outside:
                 raise DataError(f"{csv_path}, line {row.line}: absolute image path {raw!r}; CSV paths are "
-                                f"relative to the image root {images_at} (pass allow_outside=True to accept it)")
-            where, swap = _locate(resolver, raw, suffix)
-            swapped += swap
+                                f"relative to the image root {roots[0]} (pass allow_outside=True to accept it)")
+            k, where, swap = _find_image(resolvers, raw, suffix)
             if where.outside and not allow_outside:
                 raise DataError(f"{csv_path}, line {row.line}: image path {raw!r} leads outside the image root "
-                                f"{images_at} (to {where.path}); pass allow_outside=True to accept it")
+                                f"{roots[k]} (to {where.path}); pass allow_outside=True to accept it")
             if where.exists:
+                swapped += swap
+                root_of[where.path] = k
                 images.append(ImageRecord(PurePosixPath(raw.replace("\\", "/")).as_posix(), where.path, view))
             else:
                 tried = f" (nor with {_SWAP.get(PurePosixPath(raw).suffix.lower())})" if suffix is None else ""
-                collector.missing_image(f"{where.path}{tried}", f"study {sid!r}, {csv_path} line {row.line}",
+                collector.missing_image(f"{where.path}{tried}", f"study {sid!r}, {csv_path} line {row.line}{others}",
                                         "check root/image_root")
         if images:
             collector.add(_study(sid, entry, images))
         else:
             collector.drop("dropped_no_images")
-    return collector.finish(
+    ds = collector.finish(
         csv_path, len(chosen),
         facts={"csv_rows": len(table.rows), "studies_per_split_in_csv": dict(sorted(present.items())),
                "studies_in_split": len(chosen)},
-        details={"image_suffix_swapped": swapped},
-        provenance={"root": str(root.resolve()), "image_root": str(images_at.resolve()),
+        details={"image_suffix_swapped": swapped, "image_roots": [str(r) for r in roots]},
+        provenance={"root": str(root.resolve()), "image_roots": [str(r.resolve()) for r in roots],
                     "index_files": [table.fingerprint],
                     "options": {"split": split, "image_suffix": suffix, "views": view_filter,
                                 "allow_outside": allow_outside},
                     "source": ATTRIBUTION})
+    per_root = [0] * len(roots)
+    for im in ds.images:
+        per_root[root_of[str(im.source)]] += 1
+    ds.summary["images_per_root"] = {str(r): n for r, n in zip(roots, per_root)}
+    return ds

@@ -14,8 +14,7 @@ first of these is used: ``<root>/mimic-cxr-reports/``; ``.txt`` files next to th
 (``<root>/files/pXX/pSSSSSSSS/sTTTTTTTT.txt``, detected from the first chosen studies);
 ``<root>/mimic-cxr-reports.zip``.
 
-Protocol (the paper's, arXiv 2501.09134: the validation split, every view, studies with a FINDINGS or
-IMPRESSION section; 994 studies, 1,770 images):
+Selection (``split``, ``views``, ``sections``, ``require``, ``fallback``, ``policy``):
 
 1. Rows of the split csv whose ``split`` is the chosen one (``validate`` by default; ``train``, ``test``,
    ``all``; ``val``/``validation`` mean ``validate``) are grouped into studies, in csv order.
@@ -25,18 +24,38 @@ IMPRESSION section; 994 studies, 1,770 images):
    metadata. The image's ``view`` is ``frontal`` for PA/AP, ``lateral`` for LATERAL/LL, otherwise None.
 3. Every remaining image file must exist (a stat). A missing one is a DataError naming the file and its split
    csv line, or, with ``on_bad_image="skip"``, counted (``skipped_missing_images``).
-4. The report of every study that still has images is read (only those) and split into FINDINGS and
-   IMPRESSION by :mod:`cxrbench.data.mimic_sections`. A missing or non-UTF-8 report is a DataError naming the
-   expected file, or with ``on_bad_image="skip"`` counted (``missing_reports``, ``unreadable_reports``).
-   Reports with neither section are dropped and counted (``dropped_no_sections``); ``fallback=True`` applies
-   the community's last-paragraph rule to them instead.
-5. The report-text ``policy`` (default ``longest``) drops studies whose chosen text is empty
-   (``dropped_empty_text``).
+4. The report of every study that still has images is read (only those) and cut into sections by the parser
+   ``sections`` names (:func:`cxrbench.data.mimic_sections.split_sections`): ``mitlcp`` (default: MIT-LCP's
+   own ``section_parser.py`` / ``create_section_files.py``, reproduced exactly) or ``lenient`` (this
+   project's tolerant parser). A missing or non-UTF-8 report is a DataError naming the expected file, or with
+   ``on_bad_image="skip"`` counted (``missing_reports``, ``unreadable_reports``).
+5. ``require`` says which sections a study must have: ``any`` (default: FINDINGS or IMPRESSION), ``both``
+   (FINDINGS and IMPRESSION: the paper protocol's choice, :data:`PAPER_REQUIREMENT`), ``findings`` or
+   ``impression``. A study has a section when the parser gives it non-empty text. Under ``mitlcp`` a section
+   whose only text is ``___`` (de-identified) therefore counts, as it does in MIT-LCP's own statistics (its
+   ``mimic_cxr_sectioned.csv`` holds the ``___``); under ``lenient`` it does not. The 54 studies of MIT-LCP's
+   hand-made per-study rules have no FINDINGS / IMPRESSION under ``mitlcp`` (they have no row in upstream's
+   sectioned table; their text is upstream's "conclusion"), so every requirement leaves them out
+   (``section_requirements.special_case_studies`` counts them). Reports with neither section are counted in
+   ``dropped_no_sections``, reports with one but not the required ones in ``dropped_by_requirement``.
+   ``fallback=True`` (only with ``require="any"``) keeps reports with neither section, their impression being
+   the parser's fallback text (``mitlcp``: upstream's conclusion: last paragraph, comparison or the per-study
+   rule; ``lenient``: its last-paragraph rule).
+6. Section texts are stored whitespace-collapsed (``mitlcp`` keeps upstream's line breaks and indents, which
+   would otherwise count in ``longest``'s length comparison). The report-text ``policy`` (default
+   ``longest``) drops studies whose chosen text is empty (``dropped_empty_text``).
+
+The summary records ``sections`` and ``require``; ``section_requirements`` gives the studies and images under
+every requirement (counted after steps 1-4, before the requirement and the policy) and the paper protocol's
+choice; ``paper_comparison`` sets the loaded counts beside the paper's (994 studies, 1,770 images), MIT-LCP's
+published validate split (1,808 / 2,991) and this split csv, lists the options that differ from the paper
+protocol (:data:`PAPER_PROTOCOL`), and states nothing else. The paper protocol itself is the named preset
+``paper`` of :mod:`cxrbench.protocols`.
 
 Whatever ``on_bad_image="skip"`` leaves out is named in one warning (counts and the first few files). The
 summary has the keys every loader's has (:class:`cxrbench.data.common.StudyCollector`: ``views`` counts the
-kept images per view, ``text_available``, ``unique_texts``) plus the MIMIC ones above, ``view_positions``
-(kept images per ViewPosition) and ``paper_comparison``; the ``views`` option is recorded in the provenance.
+kept images per view, ``text_available``, ``unique_texts``) plus the MIMIC ones above and ``view_positions``
+(kept images per ViewPosition); every option, the section parser included, is recorded in the provenance.
 
 Performance: the csvs are streamed with the :mod:`csv` module; dicts are built only for the chosen split, so
 duplicate ``dicom_id`` rows are detected within the chosen split (``split="all"`` checks the whole file).
@@ -60,19 +79,36 @@ from cxrbench.data.common import (
     HashingReader,
     PathResolver,
     StudyCollector,
+    check_choice,
     first_non_utf8_line,
     progress_bar,
 )
-from cxrbench.data.mimic_sections import Sections, parse_sections
-from cxrbench.data.records import Dataset, ImageRecord, Study
+from cxrbench.data.mimic_sections import DEFAULT_SECTION_PARSER, SECTION_PARSERS, Sections, split_sections
+from cxrbench.data.records import Dataset, ImageRecord, Study, collapse_whitespace
 from cxrbench.errors import ConfigError, DataError
 
 NAME = "mimic-cxr"
 SPLITS = ("train", "validate", "test")
 SPLIT_ALIASES = {"val": "validate", "valid": "validate", "validation": "validate"}
 DEFAULT_SPLIT = "validate"
+#: The paper's evaluation set (arXiv 2501.09134): studies and images.
 PAPER_STUDIES = 994
 PAPER_IMAGES = 1770
+#: MIT-LCP's published counts for the whole validate split (mimic-cxr repository,
+#: notebooks/generate-stats-from-paper.ipynb): studies and images.
+MITLCP_VALIDATE_STUDIES = 1808
+MITLCP_VALIDATE_IMAGES = 2991
+#: ``require=``: which sections a study must have (name -> in words).
+REQUIREMENTS = {"any": "FINDINGS or IMPRESSION", "both": "FINDINGS and IMPRESSION", "findings": "FINDINGS",
+                "impression": "IMPRESSION"}
+DEFAULT_REQUIREMENT = "any"
+#: The requirement of the paper protocol: 994 of MIT-LCP's 1,808 validate studies is 55%, which fits neither
+#: "any" (about 95% of MIMIC-CXR reports have FINDINGS or IMPRESSION) nor "impression" (83.2%); see
+#: docs/datasets.md, "The paper protocol".
+PAPER_REQUIREMENT = "both"
+#: The loader options of the paper protocol (``views``: every view).
+PAPER_PROTOCOL = {"split": "validate", "views": "all", "sections": DEFAULT_SECTION_PARSER,
+                  "require": PAPER_REQUIREMENT, "fallback": False}
 SPLIT_FILES = ("mimic-cxr-2.0.0-split.csv", "mimic-cxr-2.0.0-split.csv.gz")
 METADATA_FILES = ("mimic-cxr-2.0.0-metadata.csv", "mimic-cxr-2.0.0-metadata.csv.gz")
 SPLIT_COLUMNS = ("dicom_id", "study_id", "subject_id", "split")
@@ -92,6 +128,7 @@ DROPS = {
     "missing_reports": "missing report(s)",
     "unreadable_reports": "unreadable report(s)",
     "dropped_no_sections": "reports without a FINDINGS or IMPRESSION section",
+    "dropped_by_requirement": "reports without the required section(s)",
 }
 
 
@@ -219,7 +256,8 @@ class _Study:
         return f"p{self.subject[:2]}/p{self.subject}/s{self.study}.txt"
 
 
-def _normalise_split(split: str | None) -> str:
+def normalise_split(split: str | None) -> str:
+    """The split name ``split`` means (``None``: the default ``validate``; ``val`` -> ``validate``)."""
     s = (split or DEFAULT_SPLIT).strip().lower()
     s = SPLIT_ALIASES.get(s, s)
     if s not in (*SPLITS, "all"):
@@ -285,7 +323,8 @@ def _read_metadata(path: Path, studies: dict[str, _Study]) -> tuple[int, dict]:
     return len(wanted) - len(found), table.fingerprint
 
 
-def _parse_views(views: str | Iterable[str] | None) -> frozenset[str] | None:
+def parse_views(views: str | Iterable[str] | None) -> frozenset[str] | None:
+    """The ViewPosition values ``views`` names (None: every view; ``frontal``, ``lateral``, ``unknown`` groups)."""
     if views is None:
         return None
     tokens = views.split(",") if isinstance(views, str) else list(views)
@@ -408,38 +447,6 @@ def _open_reports(root: Path, reports: str | Path | None, studies: list[_Study])
 # ----------------------------------------------------------------------------------------------------- load
 
 
-def _paper_comparison(studies: int, images: int, split: str, views: frozenset[str] | None, policy: str,
-                      fallback: bool, skipped: int, by_requirement: dict) -> dict:
-    differences = []
-    if split != "validate":
-        differences.append(f"split={split!r} (paper: 'validate')")
-    if views is not None:
-        differences.append(f"views={sorted(views)} (paper: every view)")
-    if policy in ("findings", "impression"):
-        differences.append(f"policy={policy!r} keeps only studies with a non-empty {policy.upper()} "
-                           "(paper: FINDINGS or IMPRESSION)")
-    if fallback:
-        differences.append("fallback=True also keeps reports without FINDINGS/IMPRESSION headers")
-    if skipped:
-        differences.append(f"{skipped} missing or unreadable files were skipped")
-    matches = studies == PAPER_STUDIES and images == PAPER_IMAGES
-    if matches:
-        note = "same counts as the paper's evaluation set"
-        if differences:
-            note += " (although the options differ: " + "; ".join(differences) + ")"
-    elif differences:
-        note = (f"{studies - PAPER_STUDIES:+d} studies, {images - PAPER_IMAGES:+d} images against the paper, "
-                "whose protocol differs from these options: " + "; ".join(differences)
-                + ". Use split='validate', views=None, policy='longest' to compare")
-    else:
-        note = (f"the paper's protocol, but {studies - PAPER_STUDIES:+d} studies and {images - PAPER_IMAGES:+d} "
-                "images against the paper: the MIMIC-CXR-JPG / report release, the section parser "
-                "(cxrbench.data.mimic_sections) or an incomplete copy of the data may differ; "
-                "by_section_requirement gives the counts under other section rules")
-    return {"paper_studies": PAPER_STUDIES, "paper_images": PAPER_IMAGES, "studies": studies, "images": images,
-            "matches": matches, "note": note, "by_section_requirement": by_requirement}
-
-
 @dataclass
 class _Candidate:
     """A study with the image files it kept, waiting for its report."""
@@ -491,12 +498,43 @@ def _decode_report(data: bytes) -> str:
     return data.decode("utf-8")
 
 
-def _read_reports(source: _Reports, candidates: list[_Candidate], split_csv: Path, fallback: bool,
-                  collector: StudyCollector, progress: bool) -> tuple[list[str], int]:
-    """Read and section every candidate's report, adding the studies with a FINDINGS or IMPRESSION section to
-    ``collector``; return examples of reports without either section and how many used the fallback rule."""
+def meets(require: str, has_findings: bool, has_impression: bool) -> bool:
+    """Whether a report with (or without) FINDINGS and IMPRESSION meets the requirement ``require``."""
+    return {"any": has_findings or has_impression, "both": has_findings and has_impression,
+            "findings": has_findings, "impression": has_impression}[require]
+
+
+@dataclass
+class _SectionTally:
+    """Every sectioned report's sections, for the counts under each requirement (``section_requirements``)."""
+
+    reports: list[tuple[bool, bool, int]] = field(default_factory=list)  # has findings, has impression, images
+    special_cases: int = 0
+    deidentified_only: dict[str, int] = field(default_factory=lambda: {"findings": 0, "impression": 0})
+
+    def add(self, sections: Sections, has_findings: bool, has_impression: bool, images: int) -> None:
+        self.reports.append((has_findings, has_impression, images))
+        self.special_cases += sections.custom_rule is not None
+        for name, present in (("findings", has_findings), ("impression", has_impression)):
+            if present and not getattr(sections, name).replace("_", "").strip():
+                self.deidentified_only[name] += 1
+
+    def counts(self) -> dict[str, dict[str, int]]:
+        out = {}
+        for require in REQUIREMENTS:
+            chosen = [n for f, i, n in self.reports if meets(require, f, i)]
+            out[require] = {"studies": len(chosen), "images": sum(chosen)}
+        return out
+
+
+def _read_reports(source: _Reports, candidates: list[_Candidate], split_csv: Path, parser: str, require: str,
+                  fallback: bool, collector: StudyCollector, progress: bool) -> tuple[list[str], int, _SectionTally]:
+    """Read and section every candidate's report, adding the studies that meet ``require`` (or, with
+    ``fallback``, have fallback text) to ``collector``; return examples of reports without FINDINGS or
+    IMPRESSION, how many used the fallback text, and the tally of every report's sections."""
     no_section_examples: list[str] = []
     fallbacks = 0
+    tally = _SectionTally()
     for c in progress_bar(candidates, "mimic-cxr reports", "report", progress):
         s, at = c.study, source.where(c.study.rel_report)
         where = f"study {s.study_id}, {split_csv.name} line {s.line}"
@@ -512,45 +550,103 @@ def _read_reports(source: _Reports, candidates: list[_Candidate], split_csv: Pat
                                     f"{at}: not UTF-8 text (byte {exc.start}: {exc.reason}; {where})",
                                     "re-download the report")
             continue
-        sections: Sections = parse_sections(text, fallback=fallback)
-        if not (sections.findings or sections.impression):
+        try:
+            sections: Sections = split_sections(text, s.study_id, parser=parser, fallback=fallback)
+        except DataError as exc:
+            raise DataError(f"{at}: {where}: {exc}") from exc
+        used_fallback = sections.fallback is not None
+        has_findings = bool(sections.findings.strip())
+        has_impression = bool(sections.impression.strip()) and not used_fallback
+        tally.add(sections, has_findings, has_impression, len(c.records))
+        if not (has_findings or has_impression) and not used_fallback:
             collector.drop("dropped_no_sections")
             if len(no_section_examples) < EXAMPLES:
                 no_section_examples.append(at)
             continue
-        fallbacks += sections.fallback is not None
-        collector.add(Study(s.study_id, c.records, sections.findings, sections.impression,
+        if not used_fallback and not meets(require, has_findings, has_impression):
+            collector.drop("dropped_by_requirement")
+            continue
+        fallbacks += used_fallback
+        collector.add(Study(s.study_id, c.records, collapse_whitespace(sections.findings),
+                            collapse_whitespace(sections.impression),
                             meta={"subject_id": "p" + s.subject, "report": at, "view_positions": c.view_positions,
-                                  "headers": tuple(sections.headers), "fallback": sections.fallback}))
-    return no_section_examples, fallbacks
+                                  "headers": tuple(sections.headers), "fallback": sections.fallback,
+                                  "custom_rule": sections.custom_rule}))
+    return no_section_examples, fallbacks, tally
 
 
-def _by_section_requirement(studies: list[Study]) -> dict:
-    """Studies and images under other section rules (reports with no section header left out)."""
-    out = {}
-    for name, test in (("findings_or_impression", lambda st: bool(st.findings or st.impression)),
-                       ("findings", lambda st: bool(st.findings)), ("impression", lambda st: bool(st.impression)),
-                       ("findings_and_impression", lambda st: bool(st.findings and st.impression))):
-        chosen = [st for st in studies if test(st) and st.meta["fallback"] is None]
-        out[name] = {"studies": len(chosen), "images": sum(len(st.images) for st in chosen)}
+def _differences(split: str, views: frozenset[str] | None, sections: str, require: str, fallback: bool) -> list[str]:
+    """The options that differ from the paper protocol (:data:`PAPER_PROTOCOL`), in words."""
+    paper = PAPER_PROTOCOL
+    out = []
+    if split != paper["split"]:
+        out.append(f"split={split!r} (paper protocol: {paper['split']!r})")
+    if views is not None:
+        out.append(f"views={sorted(views)} (paper protocol: every view)")
+    if sections != paper["sections"]:
+        out.append(f"sections={sections!r} (paper protocol: {paper['sections']!r})")
+    if require != paper["require"]:
+        out.append(f"require={require!r} (paper protocol: {paper['require']!r})")
+    if fallback != paper["fallback"]:
+        out.append(f"fallback={fallback} (paper protocol: {paper['fallback']})")
     return out
+
+
+def _n(counts: dict) -> str:
+    return f"{counts['studies']:,} / {counts['images']:,}"
+
+
+def paper_comparison(summary: dict, differences: list[str], by_requirement: dict[str, dict[str, int]],
+                     skipped: int) -> dict:
+    """The loaded counts beside the paper's, MIT-LCP's validate split and this split csv; the counts under every
+    requirement; the options that differ from the paper protocol. Facts only: no cause is guessed at."""
+    loaded = {"studies": summary["studies"], "images": summary["images"]}
+    split_csv = {"split": summary["split"], "studies": summary["split_studies"], "images": summary["split_images"]}
+    matches = (loaded["studies"], loaded["images"]) == (PAPER_STUDIES, PAPER_IMAGES)
+    facts = [("the same counts as the paper: " if matches else "")
+             + f"loaded {loaded['studies']:,} studies / {loaded['images']:,} images",
+             f"the paper reports {_n({'studies': PAPER_STUDIES, 'images': PAPER_IMAGES})} (studies / images)",
+             f"MIT-LCP's validate split has {_n({'studies': MITLCP_VALIDATE_STUDIES, 'images': MITLCP_VALIDATE_IMAGES})}",
+             f"this {split_csv['split']!r} split csv has {_n(split_csv)}",
+             "by section requirement here: " + ", ".join(f"{r} {_n(c)}" for r, c in by_requirement.items())]
+    if differences:
+        facts.append("options that differ from the paper protocol: " + "; ".join(differences))
+    if summary.get("dropped_empty_text"):
+        facts.append(f"the text policy dropped {summary['dropped_empty_text']} studies with empty text")
+    if skipped:
+        facts.append(f"{skipped} missing or unreadable files were skipped")
+    return {"paper_studies": PAPER_STUDIES, "paper_images": PAPER_IMAGES,
+            "mitlcp_validate_split": {"studies": MITLCP_VALIDATE_STUDIES, "images": MITLCP_VALIDATE_IMAGES},
+            "split_csv": split_csv, "studies": loaded["studies"], "images": loaded["images"], "matches": matches,
+            "by_requirement": by_requirement, "paper_protocol": dict(PAPER_PROTOCOL),
+            "differs_from_paper_protocol": differences, "note": "; ".join(facts)}
 
 
 def load(root: str | Path | None, split: str | None = DEFAULT_SPLIT, policy: str = "longest",
          on_bad_image: str = "error", progress: bool = True, reports: str | Path | None = None,
-         views: str | Iterable[str] | None = None, fallback: bool = False) -> Dataset:
-    """The MIMIC-CXR evaluation set of ``split`` (see the module docstring for the layout and the protocol).
+         views: str | Iterable[str] | None = None, sections: str = DEFAULT_SECTION_PARSER,
+         require: str = DEFAULT_REQUIREMENT, fallback: bool = False) -> Dataset:
+    """The MIMIC-CXR evaluation set of ``split`` (see the module docstring for the layout and the selection).
 
     ``reports``: reports folder or zip (default: searched under ``root``); ``views``: ViewPosition values to
-    keep (None: all); ``fallback``: give reports without FINDINGS/IMPRESSION headers the community's
-    last-paragraph conclusion as IMPRESSION instead of dropping them.
+    keep (None: all); ``sections``: the section parser, ``mitlcp`` (MIT-LCP's own) or ``lenient``;
+    ``require``: the sections a study must have (``any``, ``both``, ``findings``, ``impression``);
+    ``fallback``: with ``require="any"``, keep reports without FINDINGS/IMPRESSION, their impression being the
+    parser's fallback text.
     """
+    check_choice("sections", sections, SECTION_PARSERS)
+    check_choice("require", require, REQUIREMENTS)
+    if fallback and require != "any":
+        raise ConfigError(f"fallback=True keeps reports without FINDINGS or IMPRESSION, so it needs require='any', "
+                          f"not {require!r}")
     if root is None:
         raise ConfigError("mimic-cxr needs the MIMIC-CXR-JPG folder: pass --root (root=...)")
-    split = _normalise_split(split)
-    view_set = _parse_views(views)
+    split = normalise_split(split)
+    view_set = parse_views(views)
     view_filter = sorted(view_set) if view_set else None
-    collector = StudyCollector(NAME, split, policy, on_bad_image, drops=DROPS, filters={"views": view_filter})
+    collector = StudyCollector(NAME, split, policy, on_bad_image, drops=DROPS,
+                               filters={"views": view_filter,
+                                        "require": None if require == DEFAULT_REQUIREMENT else require})
     root = Path(root).expanduser()
     if not root.is_dir():
         raise DataError(f"{root}: MIMIC-CXR-JPG root folder not found")
@@ -562,24 +658,31 @@ def load(root: str | Path | None, split: str | None = DEFAULT_SPLIT, policy: str
     candidates, positions = _check_images(root, split_csv, by_study, view_set, collector)
     source = _open_reports(root, reports, [c.study for c in candidates])
     try:
-        no_section_examples, fallbacks = _read_reports(source, candidates, split_csv, fallback, collector, progress)
+        no_section_examples, fallbacks, tally = _read_reports(source, candidates, split_csv, sections, require,
+                                                              fallback, collector, progress)
     finally:
         source.close()
 
+    by_requirement = tally.counts()
+    options = {"split": split, "policy": policy, "views": view_filter, "sections": sections, "require": require,
+               "fallback": fallback, "on_bad_image": on_bad_image}
     ds = collector.finish(
         split_csv, len(by_study),
-        facts={"fallback": fallback, "split_csv_rows": split_rows, "split_studies": len(by_study),
-               "split_images": sum(len(s.images) for s in by_study.values())},
+        facts={"sections": sections, "require": require, "fallback": fallback, "split_csv_rows": split_rows,
+               "split_studies": len(by_study), "split_images": sum(len(s.images) for s in by_study.values())},
         details={"no_section_examples": no_section_examples, "fallback_sections": fallbacks,
                  "images_without_metadata": no_metadata, "view_positions": positions,
-                 "reports_source": source.provenance()},
+                 "reports_source": source.provenance(),
+                 "section_requirements": {
+                     "parser": sections, "required": require, "paper_protocol": PAPER_REQUIREMENT,
+                     "counts": by_requirement,
+                     "counted": "studies of the split with images of the chosen views and a readable report, "
+                                "before the requirement and the text policy",
+                     "special_case_studies": tally.special_cases,
+                     "deidentified_only": tally.deidentified_only}},
         provenance={"root": str(root), "split_csv": split_fingerprint, "metadata_csv": metadata_fingerprint,
-                    "reports": source.provenance(),
-                    "options": {"split": split, "policy": policy, "views": view_filter, "fallback": fallback,
-                                "on_bad_image": on_bad_image},
-                    "section_parser": "cxrbench.data.mimic_sections"})
+                    "reports": source.provenance(), "options": options, "section_parser": sections})
     skipped = sum(collector.drops[k] for k in ("skipped_missing_images", "missing_reports", "unreadable_reports"))
-    ds.summary["paper_comparison"] = _paper_comparison(ds.summary["studies"], ds.summary["images"], split, view_set,
-                                                       policy, fallback, skipped,
-                                                       _by_section_requirement(collector.studies))
+    ds.summary["paper_comparison"] = paper_comparison(
+        ds.summary, _differences(split, view_set, sections, require, fallback), by_requirement, skipped)
     return ds

@@ -7,11 +7,14 @@ Retrieval pairs each image with its study's report text, chosen by a *report-tex
 * ``impression``            the IMPRESSION section
 * ``findings+impression``   both, FINDINGS first, separated by a space
 * ``longest``               the longer of the two by character count (CXR-CLIP's evaluation text). CXR-CLIP's
-                            data README writes ``max(findings, impression)``; Python's ``max`` on strings
-                            returns the alphabetically later string, but its authors meant the longer text
-                            (cxr-clip issue 10), so this policy compares lengths. Ties go to FINDINGS.
+                            ``datasets/README.md`` writes ``max(finding, impression)`` in its OpenI recipe;
+                            Python's ``max`` on strings returns the alphabetically later string, but its
+                            authors meant the longer text (cxr-clip issue 10), so this policy compares lengths.
+                            Ties go to FINDINGS.
 
-Studies whose chosen text is empty are dropped and counted in the dataset summary.
+Every policy works on whitespace-collapsed text (:func:`collapse_whitespace`), so line breaks and indentation
+kept by a section parser never count in ``longest``'s comparison. Studies whose chosen text is empty are dropped
+and counted in the dataset summary.
 """
 
 from __future__ import annotations
