@@ -121,3 +121,52 @@ def test_merged_options_run_a_sweep_on_a_fake_mimic_tree(tmp_path):
     assert sorted({lr.level for lr in result.levels}) == list(PAPER_LEVELS)
     for lr in result.levels:
         assert sorted(int(k) for k in lr.metrics["image_to_text"]["recall"]) == list(PAPER_KS)
+
+
+def test_cli_describe_with_the_paper_protocol_prints_every_requirement_and_the_presets_choice(tmp_path, capsys):
+    import json
+
+    from cxrbench.cli import main
+
+    root = make_tree(tmp_path)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        assert main(["datasets", "describe", "mimic-cxr", "--root", str(root), "--protocol", "paper"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["protocol"]["name"] == "paper"
+    assert out["require"] == "both" and out["sections"] == "mitlcp" and out["split"] == "validate"
+    counts = out["section_requirements"]["counts"]
+    assert set(counts) == {"any", "both", "findings", "impression"}
+    assert out["section_requirements"]["paper_protocol"] == "both"
+    assert out["studies"] == counts["both"]["studies"] and out["images"] == counts["both"]["images"]
+
+
+def test_cli_run_with_the_paper_protocol_runs_end_to_end_and_records_it(tmp_path, capsys):
+    import json
+
+    from cxrbench.cli import main
+
+    root = make_tree(tmp_path)
+    out_dir = tmp_path / "out"
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        rc = main(["run", "--protocol", "paper", "--root", str(root), "--models", "random", "--bootstrap", "0",
+                   "--no-cache", "--no-progress", "--out", str(out_dir)])
+    assert rc == 0
+    records = [json.loads(line) for line in (out_dir / "records.jsonl").read_text().splitlines()]
+    assert {r["protocol"] for r in records} == {"paper"}
+    assert {r["k"] for r in records} == set(PAPER_KS) and {r["level"] for r in records} == set(PAPER_LEVELS)
+    assert {r["dataset_counts"]["studies"] for r in records} == {1}
+    run = json.loads((out_dir / "run.json").read_text())
+    assert run["config"]["protocol"]["name"] == "paper"
+
+
+def test_cli_run_refuses_an_option_the_protocol_fixes(tmp_path, capsys):
+    from cxrbench.cli import main
+
+    rc = main(["run", "--protocol", "paper", "--root", str(tmp_path), "--levels", "0,0.5", "--no-progress",
+               "--out", str(tmp_path / "out")])
+    assert rc == 2
+    err = capsys.readouterr().err
+    assert "protocol 'paper' fixes levels" in err
+    assert not (tmp_path / "out").exists()

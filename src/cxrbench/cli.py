@@ -110,17 +110,23 @@ def cmd_models(args: argparse.Namespace) -> int:
 
 
 def cmd_datasets(args: argparse.Namespace) -> int:
-    from cxrbench.data import available, load_dataset
+    from cxrbench.data import available, describe_dataset
 
     if args.action == "list":
         for name in available():
             print(name)
         return 0
     kwargs = _data_options(args)
-    if args.dataset == "iu-phantom":
-        kwargs["render"] = False
-    ds = load_dataset(args.dataset, split=args.split, policy=args.policy, **kwargs)
-    print(json.dumps({"dataset": ds.name, "split": ds.split, "policy": ds.policy, **ds.summary}, indent=2))
+    if args.protocol:
+        from cxrbench.options import protocol_dataset_options
+
+        merged = protocol_dataset_options(args.protocol, args.dataset, args.split, args.policy, kwargs)
+        described = describe_dataset(merged["dataset"], split=merged["split"], policy=merged.get("policy"),
+                                     **merged["dataset_options"])
+        described["protocol"] = merged["protocol"]
+    else:
+        described = describe_dataset(args.dataset or "iu-phantom", split=args.split, policy=args.policy, **kwargs)
+    print(json.dumps(described, indent=2, default=str))
     return 0
 
 
@@ -187,8 +193,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     d = sub.add_parser("datasets", help="list datasets or describe one")
     d.add_argument("action", choices=["list", "describe"])
-    d.add_argument("dataset", nargs="?", default="iu-phantom")
+    d.add_argument("dataset", nargs="?", default=None, help="dataset name (default iu-phantom, or the protocol's)")
     _add_data_args(d)
+    d.add_argument("--protocol", default=None, help="describe the evaluation set of a named protocol (e.g. paper)")
     d.add_argument("--split", default=None)
     d.add_argument("--policy", default=None)
     d.set_defaults(fn=cmd_datasets)

@@ -47,6 +47,9 @@ class SweepConfig:
     #: channels-last memory format for image towers: 1.5x faster for the reference CNN on this CPU (oneDNN);
     #: a no-op for models without convolutions after the patch embedding.
     channels_last: bool = True
+    #: the named protocol this run follows (``--protocol``): ``{"name", "overridden", "reconstructed"}`` as
+    #: :func:`cxrbench.protocols.apply_protocol` returns it; None for a run without one
+    protocol: dict | None = None
 
     def validate(self) -> None:
         """Check every option (cheaply: no data, no weights); normalises ``levels`` to a tuple of floats."""

@@ -43,6 +43,8 @@ def _opt(flag: str, **kwargs: Any) -> Option:
 #: every option of ``cxrbench run`` that says what to run (the results folder, run name, progress bars and the
 #: threshold check are the command line's own)
 SWEEP_OPTIONS: tuple[Option, ...] = (
+    _opt("--protocol", help="a named preset of dataset, sections, levels and k (`paper`: arXiv 2501.09134 on "
+                            "MIMIC-CXR; docs/datasets.md); options it fixes may not be changed"),
     _opt("--dataset", help="dataset name (default iu-phantom; `cxrbench datasets list`)"),
     _opt("--split", help="dataset split (iu-phantom: test)"),
     _opt("--policy", help="report text: findings | impression | findings+impression | longest"),
@@ -151,8 +153,34 @@ def sweep_config(get: Callable[[str], Any]) -> SweepConfig:
         kwargs["corruptions"] = csv(get("corruption"))
     if get("levels") is not None:
         kwargs["levels"] = parse_levels(get("levels"))
-    cfg = SweepConfig(dataset_options=parse_data_options(get("data_option"), get("root"), get("on_bad_image")),
-                      model_settings=parse_checkpoints(get("checkpoint")), use_cache=not get("no_cache"),
-                      channels_last=bool(get("channels_last")), **kwargs)
+    dataset_options = parse_data_options(get("data_option"), get("root"), get("on_bad_image"))
+    if get("protocol"):
+        kwargs, dataset_options = _with_protocol(get("protocol"), kwargs, dataset_options)
+    cfg = SweepConfig(dataset_options=dataset_options, model_settings=parse_checkpoints(get("checkpoint")),
+                      use_cache=not get("no_cache"), channels_last=bool(get("channels_last")), **kwargs)
     cfg.validate()
     return cfg
+
+
+def _with_protocol(name: str, kwargs: dict[str, Any], dataset_options: dict) -> tuple[dict[str, Any], dict]:
+    """The protocol's settings merged with the options given (:func:`cxrbench.protocols.apply_protocol`): a fixed
+    setting given differently is a ConfigError; the merged options record the protocol and what was overridden."""
+    from dataclasses import fields
+
+    from cxrbench.config import SweepConfig
+    from cxrbench.protocols import apply_protocol
+
+    merged = apply_protocol(name, {**kwargs, "dataset_options": dataset_options})
+    known = {f.name for f in fields(SweepConfig)} - {"dataset_options"}
+    out = {k: v for k, v in merged.items() if k in known}
+    return out, dict(merged.get("dataset_options") or {})
+
+
+def protocol_dataset_options(name: str, dataset: str | None, split: str | None, policy: str | None,
+                             dataset_options: dict) -> dict:
+    """``cxrbench datasets describe --protocol NAME``: the dataset, split, policy and loader options of the
+    protocol merged with those given (same rules as a run), plus ``protocol``."""
+    from cxrbench.protocols import apply_protocol
+
+    return apply_protocol(name, {"dataset": dataset, "split": split, "policy": policy,
+                                 "dataset_options": dataset_options})

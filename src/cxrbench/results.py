@@ -104,6 +104,7 @@ def records(result: SweepResult, run_id: str = "") -> list[dict]:
                     "dataset": result.dataset["name"],
                     "split": result.dataset["split"],
                     "policy": result.dataset["policy"],
+                    "protocol": (cfg.protocol or {}).get("name"),
                     "dataset_counts": {x: result.dataset.get(x) for x in COUNT_KEYS if x in result.dataset},
                     "model": lr.model,
                     "model_family": info.get("family"),
