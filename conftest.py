@@ -2,9 +2,12 @@
 
 The sweep options are those of ``cxrbench run``, from the same table (``cxrbench.options.SWEEP_OPTIONS``):
 --dataset --split --policy --root --on-bad-image --data-option KEY=VALUE (repeatable) --models --checkpoint
-MODEL=PATH (repeatable) --models-config --corruption --fill --patch-size --levels --seed --device --precision
---batch-size --no-channels-last --bootstrap --max-studies --no-cache. Two defaults differ from ``cxrbench run``
-on purpose: ``--models all`` (every registered model; those without weights skip) and ``--bootstrap 0``.
+MODEL=PATH (repeatable) --models-config --model-module PATH (repeatable) --trust-remote-code --corruption --fill
+--patch-size --levels --seed --device --precision --batch-size --no-channels-last --bootstrap --max-studies
+--no-cache. Two defaults differ from ``cxrbench run`` on purpose: ``--models all`` (every registered model,
+plugins and --models-config entries included; those without weights skip) and ``--bootstrap 0``. The model
+plugins (--model-module files, installed ``cxrbench.models`` entry points) are loaded when the benchmark cases are
+generated, before the models are listed.
 
 Options of the suite alone:
   --thresholds PATH             thresholds file (default thresholds.yaml at the repo root)

@@ -1,6 +1,8 @@
-"""Fixtures for tests/: a tiny in-memory dataset and an isolated cache folder."""
+"""Fixtures for tests/: a tiny in-memory dataset, an isolated cache folder and an isolated model registry."""
 
 from __future__ import annotations
+
+import sys
 
 import numpy as np
 import pytest
@@ -18,6 +20,27 @@ def _isolated_cache(tmp_path_factory, monkeypatch):
     root = tmp_path_factory.getbasetemp() / "cxrbench-cache"
     monkeypatch.setattr(embed_cache, "cache_root", lambda: root)
     monkeypatch.setattr(prepared, "cache_root", lambda: root)
+
+
+@pytest.fixture
+def isolated_registry():
+    """Whatever a test registers, loads or allows is forgotten afterwards (model registry, --model-module files,
+    trust_remote_code)."""
+    from cxrbench.models import plugins as plugin_loader
+    from cxrbench.models import registry
+
+    saved = dict(registry._REGISTRY)
+    loaded = dict(plugin_loader._LOADED_FILES)
+    modules = set(sys.modules)
+    yield
+    registry._REGISTRY.clear()
+    registry._REGISTRY.update(saved)
+    plugin_loader._LOADED_FILES.clear()
+    plugin_loader._LOADED_FILES.update(loaded)
+    registry.set_trust_remote_code(False)
+    for name in set(sys.modules) - modules:
+        if name.startswith(plugin_loader.MODULE_PACKAGE):
+            del sys.modules[name]
 
 
 def _image(seed: int, size=(72, 64), mode="L") -> Image.Image:

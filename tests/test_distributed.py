@@ -49,11 +49,11 @@ def _manifest(tmp_path):
     return path
 
 
-def _run(args, tmp_path, out):
+def _run(args, tmp_path, out, options=()):
     env = {**os.environ, "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1", "CXRBENCH_CACHE": str(tmp_path / "cache")}
     common = ["-m", "cxrbench", "run", "--dataset", "manifest", "--root", str(_manifest(tmp_path)), "--models",
               "random", "--levels", "0,0.5", "--bootstrap", "0", "--batch-size", "4", "--no-progress", "--no-cache",
-              "--out", str(out)]
+              "--out", str(out), *options]
     proc = subprocess.run([sys.executable, *args, *common], env=env, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-4000:]
     records = [json.loads(line) for line in (out / "records.jsonl").read_text().splitlines()]
@@ -73,3 +73,19 @@ def test_two_process_torchrun_equals_single_process(tmp_path):
         assert single_ranks[k].keys() == multi_ranks[k].keys(), k
         for field in single_ranks[k]:
             assert torch.equal(single_ranks[k][field], multi_ranks[k][field]), (k, field)
+
+
+@pytest.mark.slow
+def test_every_torchrun_worker_loads_the_model_modules(tmp_path):
+    """Each worker parses the same command line, so each imports the --model-module files: a worker without them
+    would stop at the unknown model name. The module registers the untrained ``random`` model under a new name, so
+    the 2-process run must equal a single-process run of ``random``."""
+    module = tmp_path / "more_models.py"
+    module.write_text("from dataclasses import replace\n\nfrom cxrbench.models import get_spec, register\n\n"
+                      "register(replace(get_spec('random'), name='random_from_module', origin=''))\n")
+    single, _ = _run([], tmp_path, tmp_path / "single")
+    multi, _ = _run(["-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2"], tmp_path,
+                    tmp_path / "multi", options=["--model-module", str(module), "--models", "random_from_module"])
+    assert {r["model"] for r in single} == {"random"} and {r["model"] for r in multi} == {"random_from_module"}
+    key = lambda r: (r["level"], r["direction"], r["k"])  # noqa: E731
+    assert len(multi) == 2 * 2 * 7 and {key(r): r["value"] for r in single} == {key(r): r["value"] for r in multi}

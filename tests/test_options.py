@@ -13,7 +13,7 @@ import cxrbench
 from cxrbench import cli
 from cxrbench.config import DEFAULT_MODELS, SweepConfig
 from cxrbench.errors import ConfigError
-from cxrbench.models import available
+from cxrbench.models import available, trust_remote_code_allowed
 from cxrbench.options import PYTEST_DEFAULTS, SWEEP_OPTIONS, sweep_config
 
 #: options of `cxrbench run` that do not change what is computed: where results go and how the run reports
@@ -85,6 +85,30 @@ def test_options_map_onto_the_config():
 def test_bad_options_fail_before_any_work(argv, match):
     with pytest.raises(ConfigError, match=match):
         _parse(argv)
+
+
+def test_model_options_load_modules_list_yaml_models_and_allow_remote_code(tmp_path, isolated_registry,
+                                                                          monkeypatch):
+    for var in ("CXRBENCH_MODELS", "CXRBENCH_TRUST_REMOTE_CODE"):
+        monkeypatch.delenv(var, raising=False)
+    module = tmp_path / "my_models.py"
+    module.write_text("from dataclasses import replace\n\nfrom cxrbench.models import get_spec, register\n\n"
+                      "register(replace(get_spec('random'), name='random_too', origin=''))\n")
+    models_yaml = tmp_path / "models.yaml"
+    models_yaml.write_text("mine: {family: open_clip, arch: RN50, checkpoint: epoch_30.pt}\n")
+    assert not trust_remote_code_allowed()
+    values = {o.dest: o.kwargs.get("default") for o in SWEEP_OPTIONS} | PYTEST_DEFAULTS | {
+        "model_module": [str(module)], "models_config": str(models_yaml)}
+    cfg = sweep_config(values.get)  # the pytest plugin's --models all: the module's and the YAML's models too
+    assert list(cfg.models[-2:]) == ["random_too", "mine"] and list(cfg.model_modules) == [str(module)]
+    assert not trust_remote_code_allowed()
+    cfg = _parse(["--models", "mine,random_too", "--models-config", str(models_yaml), "--model-module", str(module),
+                  "--checkpoint", "mine=/ckpt/other.pt", "--trust-remote-code"])
+    assert list(cfg.models) == ["mine", "random_too"] and trust_remote_code_allowed()
+    with pytest.raises(ConfigError, match="unknown model 'mine'"):
+        _parse(["--models", "mine"])  # without --models-config (and $CXRBENCH_MODELS) it is not defined
+    with pytest.raises(ConfigError, match=r"nope\.py is not a \.py file"):
+        _parse(["--model-module", str(tmp_path / "nope.py")])
 
 
 def test_bench_takes_checkpoint_as_model_equals_path(capsys):

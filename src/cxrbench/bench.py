@@ -88,18 +88,19 @@ def compare(model: str = "reference", dataset: str = "iu-phantom", levels: Seque
             max_studies: int | None = None, device: str = "auto", batch_size: int = 64, seed: int = 0,
             checkpoint: str | None = None, progress: bool = False, encoder: Encoder | None = None,
             dataset_options: dict | None = None, tile: int = 1, naive: bool = True,
-            channels_last: bool = True) -> dict:
+            channels_last: bool = True, models_config: str | None = None) -> dict:
     """Run both pipelines on the same data and model; return timings, throughput, speed-up and agreement.
 
     ``dataset_options`` go to :func:`cxrbench.data.load_dataset` (e.g. ``{"root": ...}`` for ``manifest``);
     ``tile`` repeats the dataset (a larger gallery); ``naive=False`` runs only the optimised sweep (for memory
-    measurements: the process's peak resident memory is reported)."""
+    measurements: the process's peak resident memory is reported); ``models_config`` is the models.yaml that
+    defines or configures ``model``."""
     dev = resolve_device(device)
     ds = load_dataset(dataset, progress=progress, **(dataset_options or {}))
     if max_studies is not None:
         ds = ds.subset(max_studies)
     ds = tile_dataset(ds, tile)
-    enc = encoder or load_model(model, checkpoint=checkpoint, device=str(dev))
+    enc = encoder or load_model(model, checkpoint=checkpoint, device=str(dev), config=models_config)
     n_images = len(ds.images)
 
     naive_out, naive_t, naive_s = {}, {}, float("nan")
@@ -109,8 +110,9 @@ def compare(model: str = "reference", dataset: str = "iu-phantom", levels: Seque
         naive_s = time.perf_counter() - t0
 
     enc.clear_caches()
-    cfg = SweepConfig(models=[enc.name], levels=tuple(levels), seed=seed, device=str(dev), precision="fp32",
-                      batch_size=batch_size, bootstrap=0, use_cache=False, channels_last=channels_last)
+    cfg = SweepConfig(models=[enc.name], models_config=models_config, levels=tuple(levels), seed=seed,
+                      device=str(dev), precision="fp32", batch_size=batch_size, bootstrap=0, use_cache=False,
+                      channels_last=channels_last)
     t0 = time.perf_counter()
     fast = run_sweep(cfg, progress=progress, prepared=Prepared(ds), encoders={enc.name: enc})
     fast_s = time.perf_counter() - t0

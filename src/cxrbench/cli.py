@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import argparse
 import json
+import shutil
 import sys
+import textwrap
 from datetime import datetime
 from pathlib import Path
 
@@ -75,6 +77,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
     from cxrbench.io import write_text_atomic
     from cxrbench.models import canonical_name
 
+    options.load_model_sources(vars(args).get)
     model = canonical_name(args.model)
     settings = options.parse_checkpoints(args.checkpoint)
     if set(settings) - {model}:
@@ -83,7 +86,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
     report = compare(model=model, dataset=args.dataset, levels=parse_levels(args.levels),
                      max_studies=args.max_studies, device=args.device, batch_size=args.batch_size,
                      checkpoint=settings.get(model, {}).get("checkpoint"), progress=not args.no_progress,
-                     dataset_options=_data_options(args),
+                     dataset_options=_data_options(args), models_config=args.models_config,
                      tile=args.tile, naive=not args.skip_naive, channels_last=args.channels_last)
     print(f"{report['model']} on {report['dataset']} (x{report['tile']}): {report['images']} images x "
           f"{len(report['levels'])} levels, {report['device']}; peak RSS {report['peak_rss_mib']:.0f} MiB")
@@ -103,9 +106,16 @@ def cmd_bench(args: argparse.Namespace) -> int:
 def cmd_models(args: argparse.Namespace) -> int:
     from cxrbench.models import available, get_spec
 
-    for name in available():
-        spec = get_spec(name)
-        print(f"{name:18s} {spec.description}")
+    options.load_model_sources(vars(args).get)
+    width = max(60, min(shutil.get_terminal_size((100, 24)).columns, 110))
+    for name in available(args.models_config):
+        spec = get_spec(name, args.models_config)
+        print(name)
+        for label, text in (("", spec.description), ("how to get: ", spec.how_to_get),
+                            ("from: ", "" if spec.origin == "cxrbench" else spec.origin)):
+            if text:
+                print(textwrap.fill(text, width, initial_indent="    " + label, subsequent_indent=" " * 8,
+                                    break_long_words=False, break_on_hyphens=False))
     return 0
 
 
@@ -180,6 +190,7 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--device", default="auto")
     b.add_argument("--batch-size", type=int, default=64)
     _add_data_args(b)
+    options.add_sweep_options(b.add_argument, only=options.MODEL_OPTIONS)
     b.add_argument("--tile", type=int, default=1, help="repeat the dataset N times (a larger gallery)")
     b.add_argument("--skip-naive", action="store_true", help="only the optimised sweep (memory measurements)")
     b.add_argument("--no-channels-last", dest="channels_last", action="store_false",
@@ -188,7 +199,8 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--no-progress", action="store_true")
     b.set_defaults(fn=cmd_bench)
 
-    m = sub.add_parser("models", help="list the registered models")
+    m = sub.add_parser("models", help="list the models: description, how to get the weights, where it came from")
+    options.add_sweep_options(m.add_argument, only=("models_config", "model_module"))
     m.set_defaults(fn=cmd_models)
 
     d = sub.add_parser("datasets", help="list datasets or describe one")

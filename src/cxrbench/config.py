@@ -32,6 +32,8 @@ class SweepConfig:
     models: Sequence[str] = DEFAULT_MODELS
     model_settings: dict = field(default_factory=dict)  # {model: {checkpoint: ..., ...}}
     models_config: str | None = None  # models.yaml
+    #: ``.py`` files that register models (``--model-module``), imported by :meth:`validate`
+    model_modules: Sequence[str] = ()
     corruptions: Sequence[str] = ("pixels",)
     fill: str = "zero"
     patch_size: int = 16
@@ -54,7 +56,7 @@ class SweepConfig:
     def validate(self) -> None:
         """Check every option (cheaply: no data, no weights); normalises ``levels`` to a tuple of floats."""
         from cxrbench.data import available as available_datasets
-        from cxrbench.models import get_spec
+        from cxrbench.models import get_spec, load_plugins
 
         self.levels = tuple(corruption_registry.check_level(x) for x in self.levels)
         if not self.levels:
@@ -64,10 +66,11 @@ class SweepConfig:
         bad = self.dataset_options.get("on_bad_image")
         if bad is not None and bad not in ON_BAD_IMAGE:
             raise ConfigError(f"on_bad_image must be one of {', '.join(ON_BAD_IMAGE)}, not {bad!r}")
+        load_plugins(model_modules=self.model_modules)  # the models they register are checked below
         for name in self.models:
-            get_spec(name)  # unknown names: ConfigError with the list of registered models
+            get_spec(name, self.models_config)  # unknown names: ConfigError with the list of available models
         for name in self.model_settings:
-            get_spec(name)
+            get_spec(name, self.models_config)
         if not self.corruptions:
             raise ConfigError("no corruption given; choose from " + ", ".join(corruption_registry.available()))
         for name in self.corruptions:

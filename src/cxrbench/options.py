@@ -55,7 +55,14 @@ SWEEP_OPTIONS: tuple[Option, ...] = (
          help="loader option, repeatable (e.g. views=[PA,AP], reports=/path/reports.zip, format=dcm)"),
     _opt("--models", help="comma-separated model names, or 'all' (`cxrbench run` default: reference,reference_occaug,random)"),
     _opt("--checkpoint", action="append", metavar="MODEL=PATH", help="checkpoint for a model (repeatable)"),
-    _opt("--models-config", help="models.yaml with per-model paths (or $CXRBENCH_MODELS)"),
+    _opt("--models-config", help="models.yaml: per-model paths, and models defined by a 'family:' entry "
+                                 "(or $CXRBENCH_MODELS)"),
+    _opt("--model-module", action="append", metavar="PATH",
+         help="a .py file that registers models (repeatable; docs/your-model.md), imported before models are "
+              "listed or checked"),
+    _opt("--trust-remote-code", action="store_true", default=False,
+         help="let hf models whose models.yaml entry sets trust_remote_code run the Python files shipped with "
+              "their weights"),
     _opt("--corruption", help="occlusion modes: pixels (default), block, patches (comma-separated)"),
     _opt("--fill", choices=["zero", "mean", "noise"], help="value of blocked pixels (default zero)"),
     _opt("--patch-size", type=int, help="patch side in pixels for 'patches' (default 16)"),
@@ -78,6 +85,9 @@ PYTEST_DEFAULTS: dict[str, Any] = {"models": ALL_MODELS, "bootstrap": 0}
 
 #: the loader options alone (``cxrbench datasets describe``, ``cxrbench bench``)
 DATA_OPTIONS = ("root", "on_bad_image", "data_option")
+#: the options that decide which models exist and what they may run (``cxrbench bench``; ``cxrbench models`` takes
+#: the first two)
+MODEL_OPTIONS = ("models_config", "model_module", "trust_remote_code")
 
 
 def add_sweep_options(add: Callable[..., Any], defaults: dict[str, Any] | None = None,
@@ -135,12 +145,32 @@ def parse_data_options(items: Iterable[str] | None = None, root: str | None = No
     return options
 
 
+def load_model_sources(get: Callable[[str], Any]) -> None:
+    """Apply the :data:`MODEL_OPTIONS`: allow remote code (``--trust-remote-code``) and import the installed
+    ``cxrbench.models`` plugins and every ``--model-module`` file, so that the models they register can be listed
+    and checked. A file already imported is not imported again.
+
+    Each process applies them itself: under torchrun every worker parses the same command line, so every worker
+    loads the same files.
+    """
+    from cxrbench.models import load_plugins, set_trust_remote_code
+
+    if get("trust_remote_code"):
+        set_trust_remote_code(True)
+    load_plugins(model_modules=get("model_module") or ())
+
+
 def sweep_config(get: Callable[[str], Any]) -> SweepConfig:
-    """A checked SweepConfig from option values: ``get(dest)`` is ``vars(args).get`` or pytest's ``getoption``."""
+    """A checked SweepConfig from option values: ``get(dest)`` is ``vars(args).get`` or pytest's ``getoption``.
+
+    The model plugins are loaded first (:func:`load_model_sources`), and ``--models all`` lists the models of
+    ``--models-config`` too.
+    """
     from cxrbench.config import SweepConfig
     from cxrbench.corruptions import parse_levels
     from cxrbench.models import available, canonical_name
 
+    load_model_sources(get)
     kwargs: dict[str, Any] = {}
     for dest in ("dataset", "split", "policy", "models_config", "fill", "patch_size", "seed", "device", "precision",
                  "batch_size", "bootstrap", "max_studies"):
@@ -148,7 +178,10 @@ def sweep_config(get: Callable[[str], Any]) -> SweepConfig:
             kwargs[dest] = get(dest)
     models = get("models")
     if models is not None:
-        kwargs["models"] = available() if models.strip() == ALL_MODELS else [canonical_name(m) for m in csv(models)]
+        kwargs["models"] = (available(get("models_config")) if models.strip() == ALL_MODELS
+                            else [canonical_name(m) for m in csv(models)])
+    if get("model_module"):
+        kwargs["model_modules"] = tuple(get("model_module"))
     if get("corruption") is not None:
         kwargs["corruptions"] = csv(get("corruption"))
     if get("levels") is not None:

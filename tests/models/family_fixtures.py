@@ -1,4 +1,5 @@
-"""Seeded tiny Hugging Face model folders and non-square inputs for the generic-family tests (not a test module).
+"""Seeded tiny open_clip and Hugging Face model folders and non-square inputs for the generic-family tests (not a
+test module).
 
 The folders are written the way the releases are laid out (config.json, weights, preprocessor_config.json,
 tokenizer files), with the tiny tokenizers of tests/fixtures/families (see make_tokenizers.py there).
@@ -91,6 +92,29 @@ def write_clip_folder(folder: Path, *, seed: int, legacy: bool = False) -> Path:
         model.save_pretrained(folder)
         CLIPImageProcessor().save_pretrained(folder)  # transformers' CLIP defaults, as openai/clip-vit-base-*
         tokenizer.save_pretrained(folder)
+    return folder
+
+
+#: a tiny open_clip CLIP (non-square 96 x 128 input, 16-d embeddings)
+TINY_OPEN_CLIP_CFG = {
+    "embed_dim": 16,
+    "vision_cfg": {"image_size": [96, 128], "layers": 2, "width": 64, "head_width": 32, "patch_size": 16},
+    "text_cfg": {"context_length": 32, "vocab_size": 49408, "width": 64, "heads": 2, "layers": 2},
+}
+
+
+def write_open_clip_folder(folder: Path, preprocess_cfg: dict, quick_gelu: bool = False, seed: int = 3) -> Path:
+    """A tiny open_clip ``local-dir:`` folder (open_clip_config.json with ``preprocess_cfg``, and
+    open_clip_model.safetensors from a seeded random model), as open_clip's hub releases are laid out."""
+    import open_clip
+    from safetensors.torch import save_file
+
+    folder.mkdir(parents=True)
+    cfg = dict(TINY_OPEN_CLIP_CFG, quick_gelu=quick_gelu)
+    _write_json(folder / "open_clip_config.json", {"model_cfg": cfg, "preprocess_cfg": preprocess_cfg})
+    torch.manual_seed(seed)
+    model = open_clip.CLIP(**cfg)
+    save_file({k: v.contiguous() for k, v in model.state_dict().items()}, str(folder / "open_clip_model.safetensors"))
     return folder
 
 

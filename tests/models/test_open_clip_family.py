@@ -21,7 +21,7 @@ from cxrbench.errors import CheckpointError, ConfigError, WeightsNotAvailable
 from cxrbench.models import load_model
 
 from family_fixtures import FIXTURES as FAMILY_GOLDEN
-from family_fixtures import TEXTS, images
+from family_fixtures import TEXTS, images, write_open_clip_folder
 from golden_helpers import hf_cache_entry
 
 MIN_COSINE = 0.99999
@@ -97,11 +97,6 @@ def test_quick_gelu_setting_matches_open_clip_quickgelu(tmp_path):
 
 
 # -- tiny local-dir / hf-hub models: every preprocess variant, fast ----------------------------------------------
-TINY_CFG = {
-    "embed_dim": 16,
-    "vision_cfg": {"image_size": [96, 128], "layers": 2, "width": 64, "head_width": 32, "patch_size": 16},
-    "text_cfg": {"context_length": 32, "vocab_size": 49408, "width": 64, "heads": 2, "layers": 2},
-}
 PREPROCESS = {
     "longest-bilinear": {"mean": [0.5, 0.5, 0.5], "std": [0.25, 0.25, 0.25], "interpolation": "bilinear",
                          "resize_mode": "longest", "fill_color": 0},
@@ -110,23 +105,9 @@ PREPROCESS = {
 }
 
 
-def _tiny_folder(folder, preprocess_cfg: dict, quick_gelu: bool = False):
-    import open_clip
-
-    folder.mkdir(parents=True)
-    cfg = dict(TINY_CFG, quick_gelu=quick_gelu)
-    (folder / "open_clip_config.json").write_text(json.dumps({"model_cfg": cfg, "preprocess_cfg": preprocess_cfg}))
-    torch.manual_seed(3)
-    model = open_clip.CLIP(**cfg)
-    from safetensors.torch import save_file
-
-    save_file({k: v.contiguous() for k, v in model.state_dict().items()}, str(folder / "open_clip_model.safetensors"))
-    return folder
-
-
 @pytest.mark.parametrize("variant", list(PREPROCESS))
 def test_local_dir_preprocess_variants_match_open_clip(tmp_path, variant):
-    folder = _tiny_folder(tmp_path / "tiny", PREPROCESS[variant])
+    folder = write_open_clip_folder(tmp_path / "tiny", PREPROCESS[variant])
     encoder = load_model("tiny", config=_yaml(tmp_path, {"tiny": {"family": "open_clip",
                                                                    "checkpoint": "local-dir:tiny"}}))
     _assert_matches_library(encoder, *_library(f"local-dir:{folder}"))
@@ -134,7 +115,7 @@ def test_local_dir_preprocess_variants_match_open_clip(tmp_path, variant):
 
 
 def test_hf_hub_id_resolves_offline_from_the_cache(tmp_path, monkeypatch):
-    folder = _tiny_folder(tmp_path / "tiny", PREPROCESS["longest-bilinear"], quick_gelu=True)
+    folder = write_open_clip_folder(tmp_path / "tiny", PREPROCESS["longest-bilinear"], quick_gelu=True)
     hf_cache_entry(tmp_path / "cache", "someone/tiny-cxr-clip", sorted(folder.iterdir()), "2" * 40)
     monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_CACHE", str(tmp_path / "cache"))
     encoder = load_model("hubbed", config=_yaml(tmp_path, {"hubbed": {"family": "open_clip",
@@ -146,7 +127,7 @@ def test_hf_hub_id_resolves_offline_from_the_cache(tmp_path, monkeypatch):
 
 
 def test_bad_settings_fail_before_any_compute(tmp_path):
-    folder = _tiny_folder(tmp_path / "tiny", {})
+    folder = write_open_clip_folder(tmp_path / "tiny", {})
     weights = folder / "open_clip_model.safetensors"
     cases = {
         "a checkpoint file needs 'arch'": {"checkpoint": str(weights)},

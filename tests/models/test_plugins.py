@@ -8,7 +8,6 @@ import importlib.util
 import json
 import os
 import re
-import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -19,29 +18,13 @@ import torch
 from PIL import Image
 
 from cxrbench.errors import ConfigError, WeightsNotAvailable
-from cxrbench.models import ModelSpec, available, get_spec, load_model, load_plugins, register, registry
+from cxrbench.models import ModelSpec, available, get_spec, load_model, load_plugins, register
 from cxrbench.models import plugins as plugin_loader
 
 ROOT = Path(__file__).resolve().parents[2]
 PLUGIN = ROOT / "tests" / "fixtures" / "plugin"
 EXAMPLE = PLUGIN / "cxrbench_toy_plugin.py"
 DOC = ROOT / "docs" / "your-model.md"
-
-
-@pytest.fixture
-def isolated_registry():
-    """Whatever a test registers or loads is forgotten afterwards."""
-    saved = dict(registry._REGISTRY)
-    loaded = dict(plugin_loader._LOADED_FILES)
-    modules = set(sys.modules)
-    yield
-    registry._REGISTRY.clear()
-    registry._REGISTRY.update(saved)
-    plugin_loader._LOADED_FILES.clear()
-    plugin_loader._LOADED_FILES.update(loaded)
-    for name in set(sys.modules) - modules:
-        if name.startswith(plugin_loader.MODULE_PACKAGE):
-            del sys.modules[name]
 
 
 def _doc_block(marker: str) -> str:
@@ -63,20 +46,8 @@ def _images() -> list[Image.Image]:
             Image.fromarray(rng.integers(0, 256, (180, 260, 3), dtype=np.uint8), "RGB")]
 
 
-def _seeded_checkpoint(path: Path) -> Path:
-    spec = importlib.util.spec_from_file_location("toy_for_weights", EXAMPLE)
-    module = importlib.util.module_from_spec(spec)
-    registered = dict(registry._REGISTRY)
-    spec.loader.exec_module(module)  # registers toy_clip: undone below
-    registry._REGISTRY.clear()
-    registry._REGISTRY.update(registered)
-    torch.manual_seed(0)
-    torch.save(module.ToyClip().state_dict(), path)
-    return path
-
-
-def test_model_module_registers_and_matches_its_reference_pipeline(tmp_path, isolated_registry):
-    ckpt = _seeded_checkpoint(tmp_path / "toy.pt")
+def test_model_module_registers_and_matches_its_reference_pipeline(toy_checkpoint, isolated_registry):
+    ckpt = toy_checkpoint
     assert load_plugins(model_modules=[EXAMPLE], entry_points=False) == ["toy_clip"]
     assert "toy_clip" in available() and get_spec("toy_clip").origin == f"model module {EXAMPLE}"
     assert load_plugins(model_modules=[EXAMPLE], entry_points=False) == []  # the same file again: nothing new
@@ -121,23 +92,8 @@ def test_entry_point_callables_may_return_specs(isolated_registry, monkeypatch):
     assert get_spec("plugin_a").origin.startswith("plugin 'two' = pkg:models")
 
 
-@pytest.fixture(scope="module")
-def installed_plugin(tmp_path_factory):
-    """tests/fixtures/plugin installed with pip into a target folder (no index, no build isolation)."""
-    pytest.importorskip("setuptools", reason="building the plugin fixture needs setuptools in this environment")
-    work = tmp_path_factory.mktemp("plugin")
-    source = shutil.copytree(PLUGIN, work / "src")  # the build writes into its source tree: keep the repo clean
-    target = work / "site"
-    proc = subprocess.run([sys.executable, "-m", "pip", "install", "--no-deps", "--no-build-isolation", "--no-index",
-                           "--quiet", "--target", str(target), str(source)], capture_output=True, text=True,
-                          timeout=300)
-    assert proc.returncode == 0, proc.stdout + proc.stderr
-    assert list(target.glob("cxrbench_toy_plugin-0.1.0.dist-info/entry_points.txt"))
-    return target
-
-
-def test_installed_distribution_is_discovered_and_runs(installed_plugin, tmp_path):
-    ckpt = _seeded_checkpoint(tmp_path / "toy.pt")
+def test_installed_distribution_is_discovered_and_runs(installed_plugin, toy_checkpoint):
+    ckpt = toy_checkpoint
     code = (
         "import json, sys\n"
         "from PIL import Image\n"
