@@ -57,6 +57,7 @@ class SweepConfig:
         """Check every option (cheaply: no data, no weights); normalises ``levels`` to a tuple of floats."""
         from cxrbench.data import available as available_datasets
         from cxrbench.models import get_spec, load_plugins
+        from cxrbench.models.registry import refuse_remote_code
 
         self.levels = tuple(corruption_registry.check_level(x) for x in self.levels)
         if not self.levels:
@@ -68,7 +69,8 @@ class SweepConfig:
             raise ConfigError(f"on_bad_image must be one of {', '.join(ON_BAD_IMAGE)}, not {bad!r}")
         load_plugins(model_modules=self.model_modules)  # the models they register are checked below
         for name in self.models:
-            get_spec(name, self.models_config)  # unknown names: ConfigError with the list of available models
+            # unknown names: ConfigError with the list of available models; remote code refused before any work
+            refuse_remote_code(get_spec(name, self.models_config))
         for name in self.model_settings:
             get_spec(name, self.models_config)
         if not self.corruptions:

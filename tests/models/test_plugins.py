@@ -67,8 +67,11 @@ def test_broken_or_conflicting_plugins_are_named(tmp_path, isolated_registry):
     broken.write_text("import no_such_package_here\n")
     with pytest.raises(ConfigError, match="broken_model.py failed to import: ModuleNotFoundError"):
         load_plugins(model_modules=[broken], entry_points=False)
-    with pytest.raises(ConfigError, match="is not a .py file"):
+    with pytest.raises(ConfigError, match="missing.py does not exist"):
         load_plugins(model_modules=[tmp_path / "missing.py"], entry_points=False)
+    (tmp_path / "notes.txt").write_text("not python\n")
+    with pytest.raises(ConfigError, match="is not a .py file"):
+        load_plugins(model_modules=[tmp_path / "notes.txt"], entry_points=False)
     clash = tmp_path / "clash.py"
     clash.write_text("from cxrbench.models import ModelSpec, register\n"
                      "register(ModelSpec(name='clip', family='x', builder='x:y', description='mine'))\n")

@@ -113,6 +113,29 @@ def test_remote_code_is_refused_without_the_flag(models_yaml, isolated_registry,
     assert not (tmp_path / "run" / "records.jsonl").exists()
 
 
+def test_remote_code_is_refused_when_options_are_checked_before_any_data_is_read(models_yaml, isolated_registry,
+                                                                                  monkeypatch):
+    import cxrbench.prepared
+
+    def no_data(*args, **kwargs):
+        raise AssertionError("the dataset was loaded before the refusal")
+
+    monkeypatch.setattr(cxrbench.prepared, "prepare", no_data)
+    from cxrbench.config import SweepConfig
+    from cxrbench.errors import ConfigError
+
+    cfg = SweepConfig(models=["my_hf_remote"], models_config=str(models_yaml))
+    with pytest.raises(ConfigError, match="pass --trust-remote-code"):
+        cfg.validate()
+
+
+def test_a_missing_model_module_is_named_as_missing(tmp_path, isolated_registry, capsys):
+    missing = tmp_path / "nowhere" / "my_model.py"
+    assert cli.main(["models", "--model-module", str(missing)]) == 2
+    err = capsys.readouterr().err
+    assert f"model module {missing} does not exist" in err, err
+
+
 def test_yaml_models_and_a_model_module_run_through_cli_and_pytest(models_yaml, toy_checkpoint, isolated_registry,
                                                                    tmp_path):
     options = [*TINY, "--models-config", str(models_yaml), "--model-module", str(EXAMPLE), "--trust-remote-code",

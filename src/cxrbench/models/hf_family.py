@@ -36,7 +36,7 @@ from cxrbench.models.base import Encoder, ModelInfo, l2_normalise
 from cxrbench.models.checkpoint import sha256_dir
 from cxrbench.models.hf_compat import DERIVED_BUFFERS
 from cxrbench.models.hub import offline, snapshot_folder, split_setting
-from cxrbench.models.registry import TRUST_REMOTE_CODE_ENV, env_var, trust_remote_code_allowed
+from cxrbench.models.registry import env_var, refuse_remote_code
 
 FAMILY = "hf"
 OPTIONS = ("trust_remote_code", "padding", "max_length", "default_checkpoint")
@@ -87,15 +87,6 @@ def locate(spec, checkpoint: str | Path | None) -> Path:
         raise ConfigError(f"{spec.name}: {folder} has no config.json; point 'checkpoint' at a Hugging Face model "
                           "folder (config.json, weights, preprocessor_config.json, tokenizer files).")
     return folder
-
-
-def _refuse_remote_code(spec, folder: Path, asked: bool) -> None:
-    if asked and not trust_remote_code_allowed():
-        raise ConfigError(
-            f"{spec.name}: trust_remote_code is set for {folder}, which makes transformers import and run the "
-            "Python files shipped with the model (arbitrary code with your permissions). cxrbench refuses that "
-            f"unless you allow it for this run: pass --trust-remote-code (or set {TRUST_REMOTE_CODE_ENV}=1) if "
-            "you trust the files in that folder.")
 
 
 def _remote_code_hint(spec, folder: Path, exc: Exception) -> ConfigError:
@@ -294,7 +285,7 @@ def build(spec, device: str = "cpu", checkpoint: str | Path | None = None) -> Hf
     options = _options(spec)
     folder = locate(spec, checkpoint if checkpoint is not None else options.get("default_checkpoint"))
     trust = bool(options.get("trust_remote_code", False))
-    _refuse_remote_code(spec, folder, trust)
+    refuse_remote_code(spec, folder)
     with offline():
         from transformers import AutoConfig
 

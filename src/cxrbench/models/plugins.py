@@ -84,6 +84,9 @@ def _module_name(path: Path) -> str:
 def load_model_module(path: str | Path) -> types.ModuleType:
     """Import one ``.py`` file that registers models (the same file again is not re-imported)."""
     path = Path(path).expanduser()
+    if not path.exists():
+        raise ConfigError(f"model module {path} does not exist (given with --model-module / model_modules=); "
+                          "give the path of a .py file that registers models (docs/your-model.md).")
     if not path.is_file() or path.suffix != ".py":
         raise ConfigError(f"model module {path} is not a .py file (given with --model-module / model_modules=).")
     key = str(path.resolve())

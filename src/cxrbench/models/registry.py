@@ -310,3 +310,15 @@ def set_trust_remote_code(allowed: bool) -> None:
 def trust_remote_code_allowed() -> bool:
     """True after ``set_trust_remote_code(True)`` or with ``CXRBENCH_TRUST_REMOTE_CODE=1`` in the environment."""
     return _TRUST_REMOTE_CODE[0] or os.environ.get(TRUST_REMOTE_CODE_ENV, "").strip().lower() in ("1", "true", "yes")
+
+
+def refuse_remote_code(spec: ModelSpec, where: object = None) -> None:
+    """ConfigError when ``spec`` asks for ``trust_remote_code`` and this run has not allowed it. Called when a
+    run's options are checked (before any data is read) and again by the ``hf`` builder."""
+    if not spec.options.get("trust_remote_code") or trust_remote_code_allowed():
+        return
+    raise ConfigError(
+        f"{spec.name}: trust_remote_code is set{f' for {where}' if where else ''}, which makes transformers import "
+        "and run the Python files shipped with the model (arbitrary code with your permissions). cxrbench refuses "
+        f"that unless you allow it for this run: pass --trust-remote-code (or set {TRUST_REMOTE_CODE_ENV}=1) if "
+        "you trust the files in that folder.")
