@@ -98,6 +98,8 @@ def compare_run(run_dir: str | Path, models: Sequence[str] | None = None, ks: Se
 
     rows = []
     for (a, b), corruption, direction in itertools.product(pairs, corruptions, directions):
+        if not (ranks.curve(a, corruption, direction) and ranks.curve(b, corruption, direction)):
+            continue  # one of the two was not run on this corruption
         ca, cb = curve(a, corruption, direction), curve(b, corruption, direction)
         if ca.levels != cb.levels:
             raise DataError(f"{a} and {b} were run at different levels of {corruption}: {ca.levels} / {cb.levels}")
@@ -164,6 +166,8 @@ def format_table(report: dict) -> str:
         lines.append(f"{a} - {b}: {corruption}, {direction}, R@{k}")
         lines.append(f"  {'':14s} {'level':>12s} {a[:22]:>24s} {b[:22]:>24s} {'a - b':>24s} {'p':>8s}")
         for r in rows:
+            if r["statistic"] == "retention" and r["level"] == 0:
+                continue  # 1 - 1 by definition (kept in compare.json)
             name = {"recall": "recall", "retention": "retention", "auc": "auc", "auc_retention": "auc retention"}
             where = r["level_label"] or "curve"
             lines.append(f"  {name[r['statistic']]:14s} {where:>12s} "

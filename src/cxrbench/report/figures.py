@@ -76,14 +76,14 @@ def recall_curves_png(records: Sequence[dict], corruption: str, ks: Sequence[int
 
 
 def example_grid_png(entries: Sequence[dict], geometries: dict[str, list[str]], corruption: str,
-                     image: int = 0, dpi: int = 80) -> bytes:
+                     image: int = 0, dpi: int = 100) -> bytes:
     """Rows: model geometries; columns: levels; cell: example ``image`` after geometry and the corruption."""
     plt = _pyplot()
     mine = [e for e in entries if e["corruption"] == corruption]
     keys = list(dict.fromkeys(e["geometry"] for e in mine))
     levels = sorted({e["level"] for e in mine})
     params = mine[0]["params"]
-    fig, axes = plt.subplots(len(keys), len(levels), figsize=(1.5 * len(levels) + 0.4, 1.75 * len(keys) + 0.3),
+    fig, axes = plt.subplots(len(keys), len(levels), figsize=(1.5 * len(levels) + 1.2, 1.75 * len(keys) + 0.3),
                              squeeze=False)
     for i, key in enumerate(keys):
         for j, lv in enumerate(levels):
@@ -102,7 +102,8 @@ def example_grid_png(entries: Sequence[dict], geometries: dict[str, list[str]], 
             if i == 0:
                 ax.set_title(level_label(lv, params), fontsize=8)
             if j == 0:
-                models = ", ".join(geometries.get(key, []))
-                ax.set_ylabel(f"{models}\n{px.shape[1]}x{px.shape[2]}", fontsize=7)
+                models = "\n".join(geometries.get(key, []))
+                ax.set_ylabel(f"{models}\n({px.shape[1]}x{px.shape[2]})", fontsize=7, rotation=0, ha="right",
+                              va="center")
     fig.tight_layout(pad=0.4)
     return _png(fig, dpi)

@@ -128,6 +128,26 @@ def _comparison_tables(compare: dict | None, corruption: str) -> list[dict]:
     return out
 
 
+def _overview(recs: list[dict], models: list[str], directions: list[str], corruptions: list[str],
+              k: int) -> list[dict]:
+    """Per direction: rows models, columns corruptions; cell clean Recall@k and AUC retention at one k."""
+    out = []
+    for direction in directions:
+        rows = []
+        for model in models:
+            cells = []
+            for corruption in corruptions:
+                mine = [r for r in recs if (r["model"], r["corruption"], r["direction"], r["k"]) ==
+                        (model, corruption, direction, k)]
+                clean = next((r for r in mine if r["level"] == 0), None)
+                first = mine[0] if mine else {}
+                cells.append({"clean": _cell(clean["value"], clean.get("ci95_study")) if clean else _cell(None, None),
+                              "auc_retention": _cell(first.get("auc_retention"), first.get("auc_retention_ci95"))})
+            rows.append({"model": model, "cells": cells})
+        out.append({"direction": direction, "rows": rows})
+    return out
+
+
 def _describe(params: dict) -> str:
     items = [f"{k} {v}" for k, v in params.items() if k != "family" and not isinstance(v, (list, dict))]
     family = params.get("family", "occlusion")
@@ -174,6 +194,7 @@ def build_context(run_dir: str | Path, models: Sequence[str] | None = None, ks: 
         })
     cfg = run["config"]
     dataset = run["dataset"]
+    overview_k = 10 if 10 in ks else ks[0]
     return {
         "run_id": run.get("run_id") or run_dir.name,
         "dataset": {k: dataset.get(k) for k in ("name", "split", "policy", "studies", "images", "unique_texts")},
@@ -187,6 +208,8 @@ def build_context(run_dir: str | Path, models: Sequence[str] | None = None, ks: 
         "n_studies": next((r.get("n_studies") for r in recs if r.get("n_studies")), dataset.get("studies")),
         "compare": compare, "compare_note": compare_note, "examples_note": examples_note,
         "corruptions": corruptions,
+        "overview_k": overview_k,
+        "overview": _overview(recs, run_models, directions, [c["name"] for c in corruptions], overview_k),
     }
 
 
