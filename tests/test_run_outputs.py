@@ -14,7 +14,7 @@ import torch
 from cxrbench import cli, stats
 from cxrbench.config import SweepConfig
 from cxrbench.corruptions import Occlusion, image_keys
-from cxrbench.metrics import bootstrap_recall
+from cxrbench.metrics import bootstrap_recall, retention
 from cxrbench.models import load_model
 from cxrbench.report import write_run
 from cxrbench.report.run_files import load_ranks, read_examples
@@ -87,7 +87,7 @@ def test_retention_and_auc_follow_from_the_recorded_values(run):
         area = sum((LEVELS[i + 1] - LEVELS[i]) * (curve[i] + curve[i + 1]) / 2 for i in range(2)) / LEVELS[-1]
         assert r["auc"] == pytest.approx(area, abs=1e-12) and r["auc_range"] == [0.0, 0.6]
         if clean > 0:
-            assert r["retention"] == pytest.approx(r["value"] / clean, abs=1e-12)
+            assert r["retention"] == pytest.approx(retention(r["value"], clean), abs=1e-12)
             assert r["auc_retention"] == pytest.approx(area / clean, abs=1e-12)
         else:
             assert r["retention"] is None and r["auc_retention"] is None

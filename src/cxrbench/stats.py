@@ -16,7 +16,7 @@ independent observations and gives intervals that are too narrow. Here every boo
                    c times contributes c/m of its text's query; a text whose studies are all drawn once counts
                    exactly once. (Studies that share a boilerplate report are still independent draws that happen
                    to carry the same text; the alternative, resampling whole groups of studies that share a text,
-                   would make the most common normal report a single unit carrying 5% of all studies.)
+                   would treat a common normal report shared by many studies as one observation.)
 
 A resample's Recall@k is the weighted mean ``sum_s c_s T_s / sum_s c_s W_s``, where c_s counts how often study s
 was drawn, ``T_s`` is the weighted sum of its queries' hit probabilities and ``W_s`` the sum of their weights.
