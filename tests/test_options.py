@@ -17,7 +17,8 @@ from cxrbench.models import available, trust_remote_code_allowed
 from cxrbench.options import PYTEST_DEFAULTS, SWEEP_OPTIONS, sweep_config
 
 #: options of `cxrbench run` that do not change what is computed: where results go and how the run reports
-RUN_ONLY = {"-h", "--help", "--out", "--run-name", "--no-progress", "--check-thresholds", "--thresholds"}
+RUN_ONLY = {"-h", "--help", "--out", "--run-name", "--no-progress", "--check-thresholds", "--thresholds",
+            "--no-report"}
 
 
 def _run_parser():

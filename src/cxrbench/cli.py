@@ -34,6 +34,10 @@ def cmd_run(args: argparse.Namespace) -> int:
     print(Path(paths["table"]).read_text())
     for name, why in result.skipped.items():
         print(f"skipped {name}: {why}", file=sys.stderr)
+    if not args.no_report:
+        from cxrbench.report.html import write_report
+
+        paths["report"] = write_report(out)
     print(f"results: {out}/ ({', '.join(p.name for p in paths.values())}); total {result.timings.total_s:.1f} s")
     if args.check_thresholds:
         failures, checked = thresholds.check(records(result, run_id), thresholds.load(args.thresholds))
@@ -61,6 +65,35 @@ def cmd_thresholds(args: argparse.Namespace) -> int:
               f"{f['value']:.4f} < {f['threshold']:.4f}")
     print(f"{checked - len(failures)}/{checked} records at or above their thresholds")
     return 1 if failures else 0
+
+
+def cmd_compare(args: argparse.Namespace) -> int:
+    from cxrbench.report.compare import compare_run, format_table, write_compare
+
+    report = compare_run(args.run, models=options.csv(args.models) if args.models else None,
+                         ks=_ks(args.k), alpha=args.alpha, bootstrap=args.bootstrap)
+    print(format_table(report))
+    print(f"wrote {write_compare(report, args.run)}")
+    return 0
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    from cxrbench.report.html import write_report
+
+    path = write_report(args.run, models=options.csv(args.models) if args.models else None, ks=_ks(args.k),
+                        alpha=args.alpha)
+    print(f"wrote {path}")
+    return 0
+
+
+def _ks(text: str) -> tuple[int, ...]:
+    try:
+        ks = tuple(int(k) for k in options.csv(text))
+    except ValueError:
+        raise ConfigError(f"--k expects comma-separated whole numbers, got {text!r}") from None
+    if not ks or min(ks) < 1:
+        raise ConfigError(f"--k expects numbers >= 1, got {text!r}")
+    return ks
 
 
 def cmd_train(args: argparse.Namespace) -> int:
@@ -163,7 +196,25 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--no-progress", action="store_true")
     r.add_argument("--check-thresholds", action="store_true", help="exit 1 if a value is below thresholds.yaml")
     r.add_argument("--thresholds", default="thresholds.yaml")
+    r.add_argument("--no-report", action="store_true", help="do not write report.html (results are the same)")
     r.set_defaults(fn=cmd_run)
+
+    c = sub.add_parser("compare", help="paired differences between models of a run (study bootstrap): recall, "
+                                       "retention and AUC; writes compare.json into the run folder")
+    c.add_argument("run", help="results folder of `cxrbench run`")
+    c.add_argument("--models", default=None, help="a,b: a minus b (more names: every pair; default: all pairs)")
+    c.add_argument("--k", default="10", help="comma-separated k (default 10)")
+    c.add_argument("--alpha", type=float, default=0.05, help="1 - interval coverage (default 0.05: 95%%)")
+    c.add_argument("--bootstrap", type=int, default=None,
+                   help="study resamples (default: the run's --bootstrap, so intervals match its records)")
+    c.set_defaults(fn=cmd_compare)
+
+    rp = sub.add_parser("report", help="write report.html (one self-contained page) for a results folder")
+    rp.add_argument("run", help="results folder of `cxrbench run`")
+    rp.add_argument("--models", default=None, help="models to compare pairwise (default: all)")
+    rp.add_argument("--k", default="5,10,50", help="k shown in tables and comparisons (default 5,10,50)")
+    rp.add_argument("--alpha", type=float, default=0.05, help="1 - interval coverage of the comparisons")
+    rp.set_defaults(fn=cmd_report)
 
     t = sub.add_parser("thresholds", help="update or check thresholds.yaml from a results folder")
     t.add_argument("action", choices=["update", "check"])

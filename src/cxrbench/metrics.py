@@ -131,5 +131,8 @@ def retrieval_metrics(
 
 
 def retention(recall_at_level: float, recall_clean: float) -> float | None:
-    """Fraction of the clean Recall@k kept at an occlusion level (None when the clean value is 0)."""
+    """Fraction of the clean Recall@k kept at a level (None when the clean value is 0).
+
+    The records' ``retention`` and its study-bootstrap interval come from
+    :meth:`cxrbench.stats.RecallCurve.retention`: the same ratio, formed in every resample."""
     return None if recall_clean == 0 else recall_at_level / recall_clean

@@ -77,6 +77,11 @@ class SweepResult:
     #: torch.distributed rank that produced this object; only rank 0 holds metrics and writes results.
     rank: int = 0
     world_size: int = 1
+    #: direction -> :class:`cxrbench.stats.QueryStudies` (each query's study; saved in ranks.pt for later
+    #: study-level resampling)
+    query_studies: dict = field(default_factory=dict)
+    #: corrupted example images per geometry (:meth:`cxrbench.examples.ExampleImages.as_dict`), for the report
+    examples: dict | None = None
 
     def get(self, model: str, corruption: str, level: float) -> LevelResult | None:
         for r in self.levels:
@@ -90,8 +95,19 @@ COUNT_KEYS = ("studies", "images", "unique_texts", "dropped_empty_text", "skippe
               "skipped_undecodable_images")
 
 
+def _pair(x) -> list | None:
+    return list(x) if x else None
+
+
 def records(result: SweepResult, run_id: str = "") -> list[dict]:
-    """One flat record per (dataset, model, corruption, level, direction, k)."""
+    """One flat record per (dataset, model, corruption, level, direction, k).
+
+    ``ci95`` is the query-level bootstrap interval (resampling queries, as before); ``ci95_study`` resamples
+    studies (:mod:`cxrbench.stats`), as do ``retention_ci95``, ``auc_ci95`` and ``auc_retention_ci95``.
+    ``retention`` is the value over the clean (level 0) value; ``auc`` / ``auc_retention`` (the same in every
+    record of one model, corruption, direction and k) are the normalised areas under the recall and retention
+    curves over ``auc_range``. The study fields are None where the sweep did not compute them.
+    """
     cfg = result.config
     out = []
     for lr in result.levels:
@@ -130,5 +146,14 @@ def records(result: SweepResult, run_id: str = "") -> list[dict]:
                     "code_version": code_version(),
                     "wall_time_s": round(lr.wall_time_s, 4),
                     "from_cache": lr.cached,
+                    "n_studies": m.get("n_studies"),
+                    "ci95_study": _pair(m.get("recall_ci95_study", {}).get(k)),
+                    "retention": m.get("retention", {}).get(k),
+                    "retention_ci95": _pair(m.get("retention_ci95", {}).get(k)),
+                    "auc": m.get("auc", {}).get(k),
+                    "auc_ci95": _pair(m.get("auc_ci95", {}).get(k)),
+                    "auc_retention": m.get("auc_retention", {}).get(k),
+                    "auc_retention_ci95": _pair(m.get("auc_retention_ci95", {}).get(k)),
+                    "auc_range": m.get("auc_range"),
                 })
     return out

@@ -8,7 +8,10 @@ This module only orchestrates; each step is owned elsewhere (docs/architecture.m
   every level, occlusion randomness drawn once per batch, sharded over torch.distributed ranks.
 * :mod:`cxrbench.embed_cache` keeps image embeddings on disk per (model checkpoint, dataset images, corruption,
   level, seed, precision), so an interrupted or repeated run resumes where it stopped.
-* :mod:`cxrbench.metrics` scores each level; :mod:`cxrbench.results` holds what comes out.
+* :mod:`cxrbench.metrics` scores each level; :mod:`cxrbench.stats` adds the study-level bootstrap intervals,
+  retention and area under the curve of each (model, corruption), with the same study resamples for all of them;
+  :mod:`cxrbench.examples` keeps a few corrupted example images per geometry; :mod:`cxrbench.results` holds what
+  comes out.
 """
 
 from __future__ import annotations
@@ -19,12 +22,13 @@ from dataclasses import asdict, replace
 import torch
 
 from cxrbench import corruptions as corruption_registry
-from cxrbench import distributed, metrics
+from cxrbench import distributed, metrics, stats
 from cxrbench.config import SweepConfig
 from cxrbench.data import Dataset
 from cxrbench.embed_cache import EmbeddingCache, image_embedding_key
 from cxrbench.engine import embed_images, embed_texts, to_channels_last
 from cxrbench.errors import WeightsNotAvailable
+from cxrbench.examples import ExampleImages
 from cxrbench.models import Encoder, load_model
 from cxrbench.prepared import Prepared, prepare
 from cxrbench.provenance import device_description, environment, resolve_device
@@ -50,6 +54,11 @@ def run_sweep(cfg: SweepConfig, progress: bool = True, dataset: Dataset | None =
     cache = EmbeddingCache(enabled=cfg.use_cache)
     image_keys = corruption_registry.image_keys(prep.image_ids, cfg.seed)
     labels = torch.tensor(prep.image_text)
+    n_studies = len(prep.dataset.studies)
+    result.query_studies = stats.direction_query_studies(prep.image_study, prep.image_text, n_studies,
+                                                         len(prep.unique_texts))
+    resamples = stats.StudyResamples(n_studies, cfg.bootstrap, cfg.seed)  # one set for every model and level
+    examples = ExampleImages(prep, cfg.seed) if rank == 0 else None
     for name in cfg.models:
         encoder = _load_encoder(name, cfg, device, encoders, result)
         if encoder is None:  # weights not configured: the reason is in result.skipped
@@ -77,14 +86,21 @@ def run_sweep(cfg: SweepConfig, progress: bool = True, dataset: Dataset | None =
             embed_s = time.perf_counter() - t0
             scores, score_times = _score(embeddings, text_emb, labels, cfg, device, prep.image_ids,
                                          context=f"model {model}, {cname}")
+            t1 = time.perf_counter()
+            _add_study_statistics(scores, result.query_studies, cfg, resamples)
+            stats_s = time.perf_counter() - t1
+            if examples is not None:
+                examples.add(encoder, occ, list(scores))
             for lv in cfg.levels:  # a level's wall time: its share of the embedding time, plus its scoring
                 share = embed_s / len(todo) if lv in todo else 0.0
                 result.levels.append(LevelResult(model, cname, occ.params(), lv, scores[lv],
                                                  wall_time_s=share + score_times[lv], cached=lv not in todo))
             stage = result.timings.stage(model, cname)
             stage.geometry_s, stage.embed_s = geometry_s, embed_s - geometry_s
-            stage.score_s = sum(score_times.values())
+            stage.score_s = sum(score_times.values()) + stats_s
         del encoder
+    if examples is not None:
+        result.examples = examples.as_dict()
     result.timings.total_s = time.perf_counter() - t_start
     return result
 
@@ -125,3 +141,14 @@ def _score(embeddings: dict[float, torch.Tensor], text_emb: torch.Tensor, labels
                                                ks=cfg.ks, bootstrap=cfg.bootstrap, seed=cfg.seed)
         seconds[lv] = time.perf_counter() - t0
     return scores, seconds
+
+
+def _add_study_statistics(scores: dict[float, dict], query_studies: dict[str, stats.QueryStudies],
+                          cfg: SweepConfig, resamples: stats.StudyResamples) -> None:
+    """Study-level intervals, retention and area under the curve of one (model, corruption), merged into each
+    level's direction metrics (the same study resamples for every model and level of the run)."""
+    ranks = {lv: {d: m["ranks"] for d, m in scores[lv].items()} for lv in scores}
+    fields = stats.level_fields(ranks, query_studies, cfg.ks, resamples)
+    for lv in scores:
+        for direction, extra in fields[float(lv)].items():
+            scores[lv][direction].update(extra)

@@ -13,7 +13,12 @@ CSV_FIELDS = (
     "run_id", "dataset", "split", "policy", "model", "checkpoint_sha256", "corruption", "level", "seed", "direction",
     "k", "value", "ci95_low", "ci95_high", "chance", "mean_rank", "median_rank", "n_queries", "n_gallery", "precision",
     "device", "code_version", "wall_time_s",
+    # study-level statistics (cxrbench.stats), after the original columns
+    "n_studies", "ci95_study_low", "ci95_study_high", "retention", "retention_ci95_low", "retention_ci95_high",
+    "auc", "auc_ci95_low", "auc_ci95_high", "auc_retention", "auc_retention_ci95_low", "auc_retention_ci95_high",
 )
+#: record fields holding a [low, high] interval, written as <field>_low / <field>_high columns
+_INTERVALS = ("ci95", "ci95_study", "retention_ci95", "auc_ci95", "auc_retention_ci95")
 
 
 def write_csv(records: Sequence[dict], path: str | Path) -> None:
@@ -21,8 +26,10 @@ def write_csv(records: Sequence[dict], path: str | Path) -> None:
         w = csv.DictWriter(fh, fieldnames=CSV_FIELDS, extrasaction="ignore")
         w.writeheader()
         for r in records:
-            ci = r.get("ci95") or (None, None)
-            w.writerow({**r, "ci95_low": ci[0], "ci95_high": ci[1]})
+            row = dict(r)
+            for name in _INTERVALS:
+                row[f"{name}_low"], row[f"{name}_high"] = r.get(name) or (None, None)
+            w.writerow(row)
 
 
 def _index(records: Sequence[dict]) -> dict:

@@ -1,5 +1,5 @@
 """Write a sweep's results folder: records.jsonl, results.csv, table.md, recall_<corruption>.png, run.json,
-ranks.pt. Files are written atomically; nothing half-written is left behind."""
+ranks.pt, examples.npz. Files are written atomically; nothing half-written is left behind."""
 
 from __future__ import annotations
 
@@ -8,10 +8,9 @@ from collections.abc import Sequence
 from dataclasses import asdict
 from pathlib import Path
 
-import torch
-
-from cxrbench.io import atomic_path, write_text_atomic
+from cxrbench.io import write_text_atomic
 from cxrbench.report.plots import plot_recall
+from cxrbench.report.run_files import write_examples, write_ranks
 from cxrbench.report.tables import markdown_tables, write_csv
 from cxrbench.results import SweepResult, records
 
@@ -54,7 +53,8 @@ def write_run(result: SweepResult, out_dir: str | Path, run_id: str) -> dict[str
     }
     write_text_atomic(paths["run"], json.dumps(run, indent=2, sort_keys=True, default=str) + "\n")
     paths["ranks"] = out / "ranks.pt"
-    ranks = {f"{r.model}|{r.corruption}|{r.level}|{d}": m["ranks"].to_dict() for r in result.levels for d, m in r.metrics.items()}
-    with atomic_path(paths["ranks"]) as tmp:
-        torch.save(ranks, tmp)
+    write_ranks(result, paths["ranks"])
+    if result.examples and result.examples["entries"]:
+        paths["examples"] = out / "examples.npz"
+        write_examples(result.examples, paths["examples"])
     return paths
