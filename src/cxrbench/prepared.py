@@ -154,6 +154,14 @@ class Prepared:
         image's embedding, so ``--max-studies`` and ``--policy`` reuse the chunks they share)."""
         return stable_hash(self.dataset.name, self.dataset.provenance, self.image_ids[start:end])
 
+    def frame_size(self, encoder: Encoder) -> tuple[int, int]:
+        """(H, W) of the encoder's input frame, from its geometry tensors if present, else from the first image."""
+        for (geometry_key, _), tensors in self._geometry.items():
+            if geometry_key == encoder.geometry_key:
+                return int(tensors.shape[-2]), int(tensors.shape[-1])
+        first = self.map_images(encoder.geometry, indices=[0])[0]
+        return int(first.shape[-2]), int(first.shape[-1])
+
     def geometry(self, encoder: Encoder, progress: bool, indices: Sequence[int] | None = None) -> torch.Tensor:
         """uint8 geometry tensors (all images, or those at ``indices``), shared by models with one geometry key.
 

@@ -62,8 +62,10 @@ def run_sweep(cfg: SweepConfig, progress: bool = True, dataset: Dataset | None =
             metrics.check_finite(text_emb, "text", ids=[repr(t[:60]) for t in prep.unique_texts],
                                  context=f"model {model}")
         result.timings.model(model).texts_s = time.perf_counter() - t0
+        frame = prep.frame_size(encoder)
         for cname in cfg.corruptions:
             occ = corruption_registry.get(cname, fill=cfg.fill, patch_size=cfg.patch_size)
+            achieved = _achieved_levels(occ, cfg.levels, frame)  # a mislabelled level: an error before compute
             keys = chunk_keys(encoder, prep, occ, cfg, image_chunks(encoder, prep, cfg))
             cached = cache.read_chunks(keys)
             t0 = time.perf_counter()
@@ -79,13 +81,21 @@ def run_sweep(cfg: SweepConfig, progress: bool = True, dataset: Dataset | None =
             for lv in cfg.levels:  # a level's wall time: its share of the embedding time, plus its scoring
                 share = embed_s * computed[lv] / max(1, sum(computed.values()))
                 result.levels.append(LevelResult(model, cname, occ.params(), lv, scores[lv],
-                                                 wall_time_s=share + score_times[lv], cached=computed[lv] == 0))
+                                                 wall_time_s=share + score_times[lv], cached=computed[lv] == 0,
+                                                 achieved_level=achieved.get(lv)))
             stage = result.timings.stage(model, cname)
             stage.geometry_s, stage.embed_s = geometry_s, embed_s - geometry_s
             stage.score_s = sum(score_times.values())
         del encoder
     result.timings.total_s = time.perf_counter() - t_start
     return result
+
+
+def _achieved_levels(corruption, levels, frame: tuple[int, int]) -> dict[float, float | None]:
+    """``{level: fraction actually blocked}`` in the model's frame, for corruptions that can say
+    (``Occlusion.check_achieved``: a ConfigError when a level is more than the tolerance off); else {}."""
+    check = getattr(corruption, "check_achieved", None)
+    return check(levels, *frame) if check is not None else {}
 
 
 def _new_result(cfg: SweepConfig, prep: Prepared, device: torch.device) -> SweepResult:
