@@ -11,8 +11,8 @@ from cxrbench.io import atomic_path
 PAPER_KS = (5, 10, 20, 30, 50, 100)
 CSV_FIELDS = (
     "run_id", "dataset", "split", "policy", "model", "checkpoint_sha256", "corruption", "level", "achieved_level",
-    "seed", "direction", "k", "value", "ci95_low", "ci95_high", "chance", "mean_rank", "median_rank", "n_queries", "n_gallery", "precision",
-    "device", "code_version", "wall_time_s",
+    "seed", "direction", "k", "value", "ci95_low", "ci95_high", "chance", "mean_rank", "median_rank", "n_queries",
+    "n_gallery", "precision", "device", "code_version", "wall_time_s",
 )
 
 
