@@ -59,6 +59,8 @@ class OutputFolder:
         self._lock_fd: int | None = None
         self._staging: Path | None = None
         name = self.path.name
+        if "\x00" in str(path):
+            raise ConfigError(f"results folder {str(path)!r} contains a NUL byte (shown as \\x00); fix --out")
         if not name or name in (".", ".."):
             raise ConfigError(f"results folder {str(path)!r} has no name; give --out a folder such as results/run1")
         if self.path.is_symlink() or (self.path.exists() and not self.path.is_dir()):

@@ -176,6 +176,11 @@ def sweep_config(get: Callable[[str], Any]) -> SweepConfig:
     from cxrbench.config import SweepConfig
     from cxrbench.models import available, canonical_name
 
+    for opt in SWEEP_OPTIONS:  # a NUL byte names no file and no model: one clear line instead of a ValueError
+        values = get(opt.dest)
+        for value in values if isinstance(values, list) else [values]:
+            if isinstance(value, str) and "\x00" in value:
+                raise ConfigError(f"{opt.flag} {value!r} contains a NUL byte (shown as \\x00); fix the value")
     kwargs: dict[str, Any] = {}
     for dest in ("dataset", "split", "policy", "models_config", "fill", "patch_size", "seed", "device", "precision",
                  "batch_size", "bootstrap", "max_studies"):
