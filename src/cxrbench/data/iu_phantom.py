@@ -11,8 +11,9 @@ studies (at least one image, FINDINGS or IMPRESSION non-empty) are ordered by SH
 the report-text policy; the policy then drops test studies whose chosen text is empty (counted in the summary).
 
 Rendered images are cached as PNG under ``<cache>/iu-phantom/r<renderer version>-<size>/``, each carrying the
-SHA-256 of its pixels in a PNG text chunk (``cxrbench-sha256``) that is checked whenever the image is read: a
-damaged, truncated or unverifiable PNG is reported in one warning line and rendered again, never used. Missing
+SHA-256 of its image id and pixels in a PNG text chunk (``cxrbench-image-sha256``) that is checked whenever the
+image is read: a damaged, truncated or unverifiable PNG is reported in one warning line and rendered again, never
+used (PNGs without the chunk, written by an older cxrbench, are rendered again once, with one warning). Missing
 images are rendered up front by a process pool whose workers exit when their parent dies. When the cache cannot
 be written (read-only, full disk) the images are rendered in memory as they are read, after one warning.
 """
@@ -65,14 +66,14 @@ def _to_study(report: IUReport, views: dict[str, str], size: int) -> Study:
 
 
 #: PNG text chunk holding the SHA-256 of a rendered phantom's pixels
-CHECKSUM_CHUNK = "cxrbench-sha256"
+CHECKSUM_CHUNK = "cxrbench-image-sha256"
 #: (MeSH majors, seed, view, size): what :func:`cxrbench.phantom.render` needs for one image
 RenderJob = tuple[tuple[str, ...], int, str, int]
 
 
-def pixels_checksum(pixels: np.ndarray) -> str:
-    """SHA-256 of a rendered image's shape and pixel bytes."""
-    h = hashlib.sha256(f"{pixels.dtype.str}:{pixels.shape}:".encode())
+def pixels_checksum(pixels: np.ndarray, image_id: str) -> str:
+    """SHA-256 of the image id, the pixels' shape and their bytes (a valid PNG of another image fails it too)."""
+    h = hashlib.sha256(f"{image_id}:{pixels.dtype.str}:{pixels.shape}:".encode())
     h.update(np.ascontiguousarray(pixels).tobytes())
     return h.hexdigest()
 
@@ -83,16 +84,16 @@ def render_pixels(job: RenderJob) -> np.ndarray:
 
 
 def save_rendered(pixels: np.ndarray, out: str | Path) -> None:
-    """Write a rendered image atomically as PNG with its checksum chunk."""
+    """Write a rendered image atomically as PNG (``<image id>.png``) with its checksum chunk."""
     info = PngInfo()
-    info.add_text(CHECKSUM_CHUNK, pixels_checksum(pixels))
+    info.add_text(CHECKSUM_CHUNK, pixels_checksum(pixels, Path(out).stem))
     with atomic_path(out) as tmp:
         Image.fromarray(pixels, mode="L").save(tmp, format="PNG", compress_level=1, pnginfo=info)
 
 
 def read_rendered(path: str | Path) -> Image.Image:
-    """A rendered phantom from the cache, verified against its checksum chunk; CorruptEntry says what is wrong
-    (FileNotFoundError when it is not rendered yet)."""
+    """A rendered phantom from the cache (``<image id>.png``), verified against its checksum chunk; CorruptEntry
+    says what is wrong (FileNotFoundError when it is not rendered yet)."""
     try:
         with Image.open(path) as im:
             im.load()
@@ -105,7 +106,7 @@ def read_rendered(path: str | Path) -> Image.Image:
         raise CorruptEntry(f"cannot decode it: {type(exc).__name__}: {exc}") from None
     if stored is None:
         raise CorruptEntry(f"no {CHECKSUM_CHUNK} chunk, so its pixels cannot be verified")
-    if mode != "L" or pixels_checksum(pixels) != stored:
+    if mode != "L" or pixels_checksum(pixels, Path(path).stem) != stored:
         raise CorruptEntry("pixel checksum mismatch")
     return Image.fromarray(pixels, mode="L")
 
