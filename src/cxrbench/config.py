@@ -63,9 +63,9 @@ class SweepConfig:
         if bad is not None and bad not in ON_BAD_IMAGE:
             raise ConfigError(f"on_bad_image must be one of {', '.join(ON_BAD_IMAGE)}, not {bad!r}")
         for name in self.models:
-            get_spec(name)  # unknown names: ConfigError with the list of registered models
+            get_spec(name, self.models_config)  # unknown names: ConfigError listing the registered models
         for name in self.model_settings:
-            get_spec(name)
+            get_spec(name, self.models_config)
         if not self.corruptions:
             raise ConfigError("no corruption given; choose from " + ", ".join(corruption_registry.available()))
         for name in self.corruptions:
