@@ -10,7 +10,10 @@ plugins (--model-module files, installed ``cxrbench.models`` entry points) are l
 generated, before the models are listed.
 
 Options of the suite alone:
-  --thresholds PATH             thresholds file (default thresholds.yaml at the repo root)
+  --thresholds PATH             thresholds file (default thresholds.yaml at the repo root); a missing or invalid
+                                file stops the session before any sweep
+  --allow-empty                 pass even if no benchmark case had a stored threshold (otherwise a session whose
+                                threshold gate checked nothing fails)
   --records-out PATH            write the benchmark sweeps' records there (JSON Lines, as records.jsonl)
 """
 
@@ -32,6 +35,8 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     g = parser.getgroup("cxrbench")
     add_sweep_options(g.addoption, defaults=PYTEST_DEFAULTS)
     g.addoption("--thresholds", default=str(ROOT / "thresholds.yaml"), help="thresholds file for benchmarks/")
+    g.addoption("--allow-empty", action="store_true", default=False,
+                help="benchmarks/: pass even if no case had a stored threshold (a gate that checked nothing)")
     g.addoption("--records-out", default=None, metavar="PATH",
                 help="write the records of the benchmark sweeps to PATH (JSON Lines)")
 

@@ -1,7 +1,10 @@
 """The benchmark suite: one case per (model, corruption, level), embeddings computed once per session.
 
 The sweep is configured from the pytest options by :func:`cxrbench.options.sweep_config`, exactly as
-``cxrbench run`` is from its command line; ``--records-out PATH`` writes the session's records.
+``cxrbench run`` is from its command line; ``--records-out PATH`` writes the session's records. The thresholds
+file is loaded and checked before any sweep (a missing or invalid file stops the session), and a session in which
+benchmark cases ran but none had a stored threshold fails: its gate checked nothing (``--allow-empty`` lets it
+pass).
 """
 
 from __future__ import annotations
@@ -21,6 +24,13 @@ from cxrbench.runner import run_sweep
 
 _CONFIG = pytest.StashKey[SweepConfig]()
 _SWEEPS = pytest.StashKey["Sweeps"]()
+_THRESHOLDS = pytest.StashKey[dict]()
+#: benchmark case node id -> "checked" (passed or failed against a threshold) or "unchecked" (its sweep ran but no
+#: threshold is stored for it), this session; cases skipped for want of weights are not counted
+_GATE: dict[str, str] = {}
+NO_THRESHOLDS = "no thresholds stored"
+_EMPTY = pytest.StashKey[str]()
+GATE_TEST = "test_recall_at_or_above_thresholds"
 
 
 @dataclass(frozen=True)
@@ -44,9 +54,22 @@ def session_config(config: pytest.Config) -> SweepConfig:
     return config.stash[_CONFIG]
 
 
+def session_thresholds(config: pytest.Config) -> dict:
+    """The thresholds file, loaded and checked once; a missing or invalid file is a usage error (the session
+    stops before any sweep)."""
+    if _THRESHOLDS not in config.stash:
+        try:
+            config.stash[_THRESHOLDS] = thresholds.load(config.getoption("--thresholds"))
+        except ConfigError as exc:
+            raise pytest.UsageError(str(exc)) from None
+    return config.stash[_THRESHOLDS]
+
+
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     if "case" in metafunc.fixturenames:
         cfg = session_config(metafunc.config)
+        if "stored_thresholds" in metafunc.fixturenames:
+            session_thresholds(metafunc.config)
         cases = [Case(m, c, lv) for m in cfg.models for c in cfg.corruptions for lv in cfg.levels]
         metafunc.parametrize("case", cases, ids=[c.id for c in cases])
 
@@ -85,16 +108,33 @@ def sweeps(pytestconfig: pytest.Config) -> Sweeps:
     return pytestconfig.stash[_SWEEPS]
 
 
+def pytest_runtest_logreport(report: pytest.TestReport) -> None:
+    """Count the benchmark cases whose thresholds were checked (passed or failed) and those that had none."""
+    if GATE_TEST not in report.nodeid or report.when != "call":
+        return
+    if not report.skipped:
+        _GATE[report.nodeid] = "checked"
+    elif NO_THRESHOLDS in str(report.longrepr):
+        _GATE[report.nodeid] = "unchecked"
+
+
 def pytest_sessionfinish(session: pytest.Session) -> None:
     path = session.config.getoption("--records-out")
     if path and _SWEEPS in session.config.stash:
         write_records(session.config.stash[_SWEEPS].records("pytest"), path)
+    gate = _GATE
+    if gate and "checked" not in gate.values() and not session.config.getoption("--allow-empty"):
+        session.config.stash[_EMPTY] = (f"the threshold gate checked nothing: none of the {len(gate)} benchmark "
+                                        "case(s) that ran has a stored threshold; store thresholds with "
+                                        "`cxrbench thresholds update`, or pass --allow-empty")
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED
+
+
+def pytest_terminal_summary(terminalreporter, exitstatus, config: pytest.Config) -> None:
+    if _EMPTY in config.stash:
+        terminalreporter.write_line(f"FAILED: {config.stash[_EMPTY]}", red=True)
 
 
 @pytest.fixture(scope="session")
 def stored_thresholds(pytestconfig: pytest.Config) -> dict:
-    path = pytestconfig.getoption("--thresholds")
-    try:
-        return thresholds.load(path)
-    except ConfigError as exc:
-        pytest.fail(str(exc))
+    return session_thresholds(pytestconfig)

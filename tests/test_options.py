@@ -18,7 +18,7 @@ from cxrbench.options import PYTEST_DEFAULTS, SWEEP_OPTIONS, sweep_config
 
 #: options of `cxrbench run` that do not change what is computed: where results go and how the run reports
 RUN_ONLY = {"-h", "--help", "--out", "--run-name", "--no-progress", "--check-thresholds", "--thresholds",
-            "--no-report"}
+            "--no-report", "--overwrite", "--allow-empty", "--debug"}
 
 
 def _run_parser():
@@ -142,7 +142,8 @@ def test_cli_and_pytest_suite_give_the_same_records(tmp_path, repo_root):
     assert cli.main(["run", *options, "--out", str(tmp_path / "run"), "--run-name", "cli", "--no-progress"]) == 0
     suite = tmp_path / "suite.jsonl"
     proc = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider",
-                           "benchmarks/test_recall_thresholds.py", *options, "--records-out", str(suite)],
+                           "benchmarks/test_recall_thresholds.py", *options, "--records-out", str(suite),
+                           "--allow-empty"],
                           cwd=repo_root, capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     via_cli, via_pytest = _comparable(tmp_path / "run" / "records.jsonl"), _comparable(suite)

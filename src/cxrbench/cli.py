@@ -1,49 +1,84 @@
-"""The ``cxrbench`` command line (thin: parses options, calls the library, prints where results went)."""
+"""The ``cxrbench`` command line (thin: parses options, calls the library, prints where results went).
+
+Exit codes: 0 success; 1 a data, model or output problem (an undecodable image, a bad checkpoint, NaN embeddings,
+a full disk) or a threshold gate that failed; 2 a usage or configuration error (a bad option, a thresholds file
+that is wrong, a results folder that would be overwritten); 130 interrupted (Ctrl-C). Every error is one line
+``cxrbench: error: ...`` on stderr and warnings are one line each; ``--debug`` adds the traceback.
+"""
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
+import os
 import shutil
 import sys
 import textwrap
+import traceback
+import warnings
+from collections.abc import Iterator
 from datetime import datetime
 from pathlib import Path
 
 from cxrbench import options
-from cxrbench.errors import ConfigError, CxrBenchError
+from cxrbench.errors import ConfigError, CxrBenchError, OutputError
 
 
 def _data_options(args: argparse.Namespace) -> dict:
     return options.parse_data_options(args.data_option, args.root, args.on_bad_image)
 
 
+def _is_writer() -> bool:
+    """Under torchrun only rank 0 writes results."""
+    return int(os.environ.get("RANK", "0") or 0) == 0
+
+
 def cmd_run(args: argparse.Namespace) -> int:
     from cxrbench import thresholds
+    from cxrbench.io import OutputFolder
     from cxrbench.report import write_run
     from cxrbench.results import records
     from cxrbench.runner import run_sweep
 
     cfg = options.sweep_config(vars(args).get)
-    run_id = args.run_name or datetime.now().strftime(f"%Y%m%d-%H%M%S-{cfg.dataset}")
+    run_id = options.check_run_name(args.run_name or datetime.now().strftime(f"%Y%m%d-%H%M%S-{cfg.dataset}"))
     out = Path(args.out) if args.out else Path("results") / run_id
-    result = run_sweep(cfg, progress=not args.no_progress)
-    if result.rank != 0:  # under torchrun, rank 0 gathers, scores and writes
-        return 0
-    paths = write_run(result, out, run_id)
+    gate = thresholds.load(args.thresholds) if args.check_thresholds else None  # a bad file fails before compute
+    folder = OutputFolder(out, overwrite=args.overwrite) if _is_writer() else None
+    try:
+        result = run_sweep(cfg, progress=not args.no_progress)
+        if result.rank != 0 or folder is None:  # under torchrun, rank 0 gathers, scores and writes
+            return 0
+        try:
+            written = write_run(result, folder.staging, run_id)
+            if not args.no_report:  # inside the staging folder: the page lands with the results or not at all
+                from cxrbench.report.html import write_report
+
+                written["report"] = write_report(folder.staging)
+            folder.commit()
+        except OSError as exc:
+            raise OutputError(f"cannot write the results to {out}: {exc.strerror or exc}"
+                              f"{f' ({exc.filename})' if exc.filename else ''}; nothing was written there. "
+                              "Free some space or choose another --out") from exc
+    finally:
+        if folder is not None:
+            folder.abandon()
+    paths = {name: out / p.name for name, p in written.items()}
     print(Path(paths["table"]).read_text())
     for name, why in result.skipped.items():
         print(f"skipped {name}: {why}", file=sys.stderr)
-    if not args.no_report:
-        from cxrbench.report.html import write_report
-
-        paths["report"] = write_report(out)
     print(f"results: {out}/ ({', '.join(p.name for p in paths.values())}); total {result.timings.total_s:.1f} s")
-    if args.check_thresholds:
-        failures, checked = thresholds.check(records(result, run_id), thresholds.load(args.thresholds))
+    if gate is not None:
+        recs = records(result, run_id)
+        failures, checked = thresholds.check(recs, gate)
         for f in failures:
             print(f"BELOW THRESHOLD {f['model']} {f['corruption']} {f['level']:g} {f['direction']} R@{f['k']}: "
                   f"{f['value']:.4f} < {f['threshold']:.4f}", file=sys.stderr)
+        empty = thresholds.gate_summary(checked, recs, args.allow_empty)
+        if empty:
+            print(f"cxrbench: thresholds: {empty}", file=sys.stderr)
+            return 1
         print(f"thresholds: {checked - len(failures)}/{checked} passed")
         return 1 if failures else 0
     return 0
@@ -52,17 +87,24 @@ def cmd_run(args: argparse.Namespace) -> int:
 def cmd_thresholds(args: argparse.Namespace) -> int:
     from cxrbench import thresholds
 
-    recs = thresholds.read_records(args.source)
     if args.action == "update":
+        th = thresholds.load(args.file, missing_ok=True)
+        recs = thresholds.read_records(args.source)
         models = options.csv(args.models) if args.models else None
-        th = thresholds.update(thresholds.load(args.file), recs, args.margin, models=models)
+        th = thresholds.update(th, recs, args.margin, models=models)
         thresholds.save(th, args.file, source=str(args.source), margin=args.margin)
         print(f"wrote {args.file} from {len(recs)} records (margin {args.margin})")
         return 0
-    failures, checked = thresholds.check(recs, thresholds.load(args.file))
+    stored = thresholds.load(args.file)
+    recs = thresholds.read_records(args.source)
+    failures, checked = thresholds.check(recs, stored)
     for f in failures:
         print(f"BELOW {f['model']} {f['corruption']} {f['level']:g} {f['direction']} R@{f['k']}: "
               f"{f['value']:.4f} < {f['threshold']:.4f}")
+    empty = thresholds.gate_summary(checked, recs, args.allow_empty)
+    if empty:
+        print(f"cxrbench: thresholds: {empty}", file=sys.stderr)
+        return 1
     print(f"{checked - len(failures)}/{checked} records at or above their thresholds")
     return 1 if failures else 0
 
@@ -94,6 +136,40 @@ def _ks(text: str) -> tuple[int, ...]:
     if not ks or min(ks) < 1:
         raise ConfigError(f"--k expects numbers >= 1, got {text!r}")
     return ks
+
+
+def cmd_cache(args: argparse.Namespace) -> int:
+    from cxrbench import cache
+
+    root = cache.cache_root()
+    if args.action == "info":
+        print(f"cache: {root}" + ("" if root.is_dir() else " (does not exist yet)"))
+        now = datetime.now().timestamp()
+        for k in cache.info(root):
+            age = "" if k.newest is None else (f", last used {_age(now - k.newest)} ago, oldest "
+                                               f"{_age(now - k.oldest)} ago")
+            print(f"  {k.kind:11s} {k.files:7d} files {_size(k.bytes):>10s}{age}  ({cache.KINDS[k.kind]})")
+        print("clear it with `cxrbench cache clear [--older-than 30d] [--kind KIND]`; move it with CXRBENCH_CACHE")
+        return 0
+    older = cache.parse_age(args.older_than) if args.older_than else None
+    files, size = cache.clear(root, kinds=options.csv(args.kind) if args.kind else None, older_than_s=older)
+    print(f"removed {files} file(s), {_size(size)} from {root}")
+    return 0
+
+
+def _age(seconds: float) -> str:
+    for unit, span in (("d", 86400), ("h", 3600), ("m", 60)):
+        if seconds >= span:
+            return f"{seconds / span:.1f}{unit}"
+    return f"{max(seconds, 0):.0f}s"
+
+
+def _size(n: int) -> str:
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if n < 1024 or unit == "GiB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1024
+    return str(n)
 
 
 def cmd_train(args: argparse.Namespace) -> int:
@@ -185,21 +261,38 @@ def _add_data_args(p: argparse.ArgumentParser) -> None:
     options.add_sweep_options(p.add_argument, only=options.DATA_OPTIONS)
 
 
-def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="cxrbench", description=__doc__)
-    sub = p.add_subparsers(dest="command", required=True)
+class _Parser(argparse.ArgumentParser):
+    """argparse with one-line errors (``cxrbench run: error: ...; see cxrbench run --help``), exit code 2."""
 
-    r = sub.add_parser("run", help="run a sweep: models x corruption x levels on a dataset")
+    def error(self, message: str):
+        self.exit(2, f"{self.prog}: error: {' '.join(message.split())} (see {self.prog} --help)\n")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--debug", action="store_true", default=argparse.SUPPRESS,
+                        help="on an error, also print the traceback")
+    p = _Parser(prog="cxrbench", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter,
+                parents=[common])
+    sub = p.add_subparsers(dest="command", required=True, parser_class=_Parser)
+
+    r = sub.add_parser("run", help="run a sweep: models x corruption x levels on a dataset", parents=[common])
     options.add_sweep_options(r.add_argument)  # the same table as the pytest plugin's (cxrbench.options)
-    r.add_argument("--out", default=None, help="results folder (default results/<run-name>)")
-    r.add_argument("--run-name", default=None)
+    r.add_argument("--out", default=None, help="results folder (default results/<run-name>); written whole when "
+                                               "the run completes, never mixed with an earlier run's files")
+    r.add_argument("--overwrite", action="store_true",
+                   help="replace an existing non-empty results folder (whole) instead of refusing")
+    r.add_argument("--run-name", default=None, help="a plain folder name (default: date-time-dataset)")
     r.add_argument("--no-progress", action="store_true")
-    r.add_argument("--check-thresholds", action="store_true", help="exit 1 if a value is below thresholds.yaml")
+    r.add_argument("--check-thresholds", action="store_true",
+                   help="exit 1 if a value is below the thresholds file, or if no threshold applies")
     r.add_argument("--thresholds", default="thresholds.yaml")
+    r.add_argument("--allow-empty", action="store_true",
+                   help="with --check-thresholds: pass when no stored threshold applies (otherwise a failure)")
     r.add_argument("--no-report", action="store_true", help="do not write report.html (results are the same)")
     r.set_defaults(fn=cmd_run)
 
-    c = sub.add_parser("compare", help="paired differences between models of a run (study bootstrap): recall, "
+    c = sub.add_parser("compare", parents=[common], help="paired differences between models of a run (study bootstrap): recall, "
                                        "retention and AUC; writes compare.json into the run folder")
     c.add_argument("run", help="results folder of `cxrbench run`")
     c.add_argument("--models", default=None, help="a,b: a minus b (more names: every pair; default: all pairs)")
@@ -209,22 +302,32 @@ def build_parser() -> argparse.ArgumentParser:
                    help="study resamples (default: the run's --bootstrap, so intervals match its records)")
     c.set_defaults(fn=cmd_compare)
 
-    rp = sub.add_parser("report", help="write report.html (one self-contained page) for a results folder")
+    rp = sub.add_parser("report", parents=[common], help="write report.html (one self-contained page) for a results folder")
     rp.add_argument("run", help="results folder of `cxrbench run`")
     rp.add_argument("--models", default=None, help="models to compare pairwise (default: all)")
     rp.add_argument("--k", default="5,10,50", help="k shown in tables and comparisons (default 5,10,50)")
     rp.add_argument("--alpha", type=float, default=0.05, help="1 - interval coverage of the comparisons")
     rp.set_defaults(fn=cmd_report)
 
-    t = sub.add_parser("thresholds", help="update or check thresholds.yaml from a results folder")
+    t = sub.add_parser("thresholds", help="update or check thresholds.yaml from a results folder",
+                       parents=[common])
     t.add_argument("action", choices=["update", "check"])
     t.add_argument("--from", dest="source", required=True, help="results folder (with records.jsonl)")
     t.add_argument("--margin", type=float, default=0.02, help="threshold = value - margin (absolute)")
     t.add_argument("--file", default="thresholds.yaml")
     t.add_argument("--models", default=None, help="only these models (comma-separated)")
+    t.add_argument("--allow-empty", action="store_true", help="check: pass when no stored threshold applies")
     t.set_defaults(fn=cmd_thresholds)
 
-    tr = sub.add_parser("train-reference", help="train the reference model weights on iu-phantom/train")
+    c = sub.add_parser("cache", help="show or clear the on-disk cache (embeddings, geometry, rendered phantoms)",
+                       parents=[common])
+    c.add_argument("action", choices=["info", "clear"])
+    c.add_argument("--older-than", default=None, metavar="AGE",
+                   help="clear: only entries not written or used for AGE (30d, 12h, 45m, 2w)")
+    c.add_argument("--kind", default=None, help="clear: only these kinds (embeddings, geometry, iu-phantom)")
+    c.set_defaults(fn=cmd_cache)
+
+    tr = sub.add_parser("train-reference", help="train the reference model weights on iu-phantom/train", parents=[common])
     tr.add_argument("--variant", default="reference", choices=["reference", "reference_occaug"])
     tr.add_argument("--epochs", type=int, default=None)
     tr.add_argument("--seed", type=int, default=None)
@@ -232,7 +335,7 @@ def build_parser() -> argparse.ArgumentParser:
     tr.add_argument("--no-progress", action="store_true")
     tr.set_defaults(fn=cmd_train)
 
-    b = sub.add_parser("bench", help="time the optimised sweep against a naive per-level loop (same data, model)")
+    b = sub.add_parser("bench", help="time the optimised sweep against a naive per-level loop (same data, model)", parents=[common])
     b.add_argument("--model", default="reference")
     b.add_argument("--checkpoint", action="append", metavar="MODEL=PATH", help="checkpoint for the model (as in run)")
     b.add_argument("--dataset", default="iu-phantom")
@@ -250,11 +353,12 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--no-progress", action="store_true")
     b.set_defaults(fn=cmd_bench)
 
-    m = sub.add_parser("models", help="list the models: description, how to get the weights, where it came from")
+    m = sub.add_parser("models", help="list the models: description, how to get the weights, where it came from",
+                       parents=[common])
     options.add_sweep_options(m.add_argument, only=("models_config", "model_module"))
     m.set_defaults(fn=cmd_models)
 
-    d = sub.add_parser("datasets", help="list datasets or describe one")
+    d = sub.add_parser("datasets", help="list datasets or describe one", parents=[common])
     d.add_argument("action", choices=["list", "describe"])
     d.add_argument("dataset", nargs="?", default=None, help="dataset name (default iu-phantom, or the protocol's)")
     _add_data_args(d)
@@ -263,7 +367,7 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("--policy", default=None)
     d.set_defaults(fn=cmd_datasets)
 
-    g = sub.add_parser("phantom-grid", help="render a picture grid of phantoms with their reports")
+    g = sub.add_parser("phantom-grid", help="render a picture grid of phantoms with their reports", parents=[common])
     g.add_argument("--out", default="docs/img/phantom_grid.png")
     g.add_argument("-n", type=int, default=8)
     g.add_argument("--seed", type=int, default=0)
@@ -271,16 +375,64 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+def _one_line(text: object) -> str:
+    return " ".join(str(text).split())
+
+
+def _show_warning(message, category, filename, lineno, file=None, line=None) -> None:
+    from cxrbench.errors import Note
+
+    kind = "note" if issubclass(category, Note) else "warning"
+    print(f"cxrbench: {kind}: {_one_line(message)}", file=sys.stderr if file is None else file)
+
+
+@contextlib.contextmanager
+def _one_line_warnings() -> Iterator[None]:
+    """Warnings as one ``cxrbench: warning: ...`` line each, for the duration of a command."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("default")
+        warnings.showwarning = _show_warning
+        yield
+
+
+def _error_code(exc: BaseException) -> int:
+    return 2 if isinstance(exc, ConfigError) else 1
+
+
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
     try:
-        return args.fn(args)
-    except CxrBenchError as exc:
-        print(f"cxrbench: error: {exc}", file=sys.stderr)
-        return 2
+        args = build_parser().parse_args(argv)
+    except SystemExit as exc:  # --help (0) or a usage error (2), already printed in one line
+        return exc.code if isinstance(exc.code, int) else 2
+    debug = getattr(args, "debug", False) or os.environ.get("CXRBENCH_DEBUG", "") not in ("", "0")
+    try:
+        with _one_line_warnings():
+            return args.fn(args)
     except KeyboardInterrupt:
         print("cxrbench: interrupted", file=sys.stderr)
         return 130
+    except CxrBenchError as exc:
+        if debug:
+            traceback.print_exc()
+        print(f"cxrbench: error: {_one_line(exc)}", file=sys.stderr)
+        return _error_code(exc)
+    except OSError as exc:
+        if debug:
+            traceback.print_exc()
+        where = f" ({exc.filename})" if getattr(exc, "filename", None) else ""
+        print(f"cxrbench: error: {exc.strerror or _one_line(exc)}{where}", file=sys.stderr)
+        return 1
+    except MemoryError:
+        if debug:
+            traceback.print_exc()
+        print("cxrbench: error: out of memory; try a smaller --batch-size or --max-studies", file=sys.stderr)
+        return 1
+    except Exception as exc:  # a bug: still one line, the traceback with --debug
+        if debug:
+            traceback.print_exc()
+        print(f"cxrbench: error: unexpected {type(exc).__name__}: {_one_line(exc)} (run again with --debug for "
+              "the traceback, and please report it)", file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":

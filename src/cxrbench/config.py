@@ -15,6 +15,7 @@ import torch
 from cxrbench import corruptions as corruption_registry
 from cxrbench import metrics
 from cxrbench.errors import ConfigError
+from cxrbench.provenance import resolve_device
 
 #: the models of ``cxrbench run`` without ``--models``: the packaged reference pair and the untrained chance floor
 DEFAULT_MODELS = ("reference", "reference_occaug", "random")
@@ -77,6 +78,9 @@ class SweepConfig:
             raise ConfigError("no corruption given; choose from " + ", ".join(corruption_registry.available()))
         for name in self.corruptions:
             corruption_registry.get(name, fill=self.fill, patch_size=self.patch_size)
+        if not self.models:
+            raise ConfigError("no model given; choose from `cxrbench models` (or 'all')")
+        resolve_device(self.device)  # an unknown or unusable device: one line, before any work
         if self.precision not in PRECISIONS:
             raise ConfigError(f"unknown precision {self.precision!r}; choose one of {', '.join(PRECISIONS)}")
         if any(int(k) < 1 for k in self.ks):

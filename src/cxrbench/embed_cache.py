@@ -1,67 +1,86 @@
 """The on-disk image-embedding cache: an interrupted or repeated run resumes where it stopped.
 
-One entry (a float32 ``(n_images, D)`` tensor file under ``<cache root>/embeddings/``) per image-embedding key.
-The key names everything that changes the embeddings: the model and its checkpoint hash, the dataset's images
-and their text labels, the model's geometry, the corruption and its parameters, the seed, the precision, the
-memory format and the level, plus :data:`CODE_VERSION`. :func:`image_embedding_key` is the one place that builds
-keys, :meth:`EmbeddingCache.read` the one place that reads an entry and :meth:`EmbeddingCache.write` the one that
-writes one (atomically), so integrity checks, finer-grained keys or another kind of entry each change one place.
+One entry (a float32 ``(chunk images, D)`` tensor, a checksummed entry of :mod:`cxrbench.cache`) per
+image-embedding key. The key names everything that changes the embeddings: the model and its checkpoint hash, the
+dataset and the images of one *chunk of studies* (the batch they are embedded in, :func:`cxrbench.engine.image_chunks`),
+the model's geometry, the corruption and its parameters, the seed, the precision, the memory format and the level,
+plus :data:`CODE_VERSION`. A chunk's entries are written as soon as the chunk is embedded, so a run killed at any
+point loses at most the chunk in progress, and a rerun embeds only what is missing.
+
+:func:`image_embedding_key` is the one place that builds keys, :meth:`EmbeddingCache.read` the one place that reads
+an entry (verifying its checksum: a damaged entry is reported, deleted and recomputed) and
+:meth:`EmbeddingCache.write` the one that writes one (atomically). Another kind of entry (the text embeddings of
+issue 15) is another ``EmbeddingCache(kind=...)`` with its own key builder here.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
 
 import torch
 
-from cxrbench.cache import cache_root, stable_hash
+from cxrbench.cache import EntryStore, cache_root
 from cxrbench.config import SweepConfig
 from cxrbench.corruptions import Occlusion
-from cxrbench.io import atomic_path
 from cxrbench.models import Encoder
 from cxrbench.prepared import Prepared
 
 #: bump when the embedding pipeline changes in a way the key does not capture: every old entry is then unused
-CODE_VERSION = "embed-v1"
+CODE_VERSION = "embed-v2"
+
+#: (chunk index, level): what one image-embedding entry holds
+ChunkLevel = tuple[int, float]
 
 
 def image_embedding_key(encoder: Encoder, prep: Prepared, occlusion: Occlusion, cfg: SweepConfig,
-                        level: float) -> dict:
-    """Everything that determines one level's image embeddings, as a JSON-serialisable dict."""
+                        level: float, chunk: tuple[int, int]) -> dict:
+    """Everything that determines one level's image embeddings of the images ``chunk`` = (start, end) (one batch
+    of whole studies), as a JSON-serialisable dict."""
     info = encoder.info
-    return {"model": info.name, "sha": info.checkpoint_sha256, "images": prep.images_hash(),
+    return {"model": info.name, "sha": info.checkpoint_sha256, "images": prep.chunk_hash(*chunk),
             "geometry": encoder.geometry_key, "corruption": occlusion.params(), "seed": cfg.seed,
             "precision": cfg.precision, "channels_last": cfg.channels_last, "code": CODE_VERSION, "level": level}
 
 
 class EmbeddingCache:
-    """Reads and writes embedding entries by key; a disabled cache (``--no-cache``) reads nothing, writes nothing."""
+    """Reads and writes embedding entries by key; a disabled cache (``--no-cache``) never touches the disk."""
 
-    def __init__(self, enabled: bool = True, root: str | Path | None = None):
-        self.enabled = enabled
-        self.root = Path(root) if root is not None else cache_root() / "embeddings"
+    def __init__(self, enabled: bool = True, root: str | Path | None = None, kind: str = "embeddings"):
+        self.store = EntryStore(kind, enabled=enabled, root=root if root is not None else cache_root())
+
+    @property
+    def enabled(self) -> bool:
+        return self.store.active
 
     def path(self, key: dict) -> Path:
-        return self.root / f"{stable_hash(key, length=24)}.pt"
+        return self.store.path(key)
 
     def read(self, key: dict) -> torch.Tensor | None:
-        """The cached tensor for ``key``, or None when there is none (or the cache is disabled)."""
-        if not self.enabled:
-            return None
-        path = self.path(key)
-        return torch.load(path, weights_only=True) if path.is_file() else None
+        """The cached tensor for ``key``, or None: no entry, a damaged one (deleted, with a warning), or no cache."""
+        return self.store.read(key)
 
     def write(self, key: dict, embeddings: torch.Tensor) -> None:
-        if self.enabled:
-            with atomic_path(self.path(key)) as tmp:
-                torch.save(embeddings, tmp)
+        self.store.write(key, embeddings)
 
-    def read_levels(self, keys: dict[float, dict]) -> dict[float, torch.Tensor]:
-        """``{level: tensor}`` for every level whose key has an entry (``keys``: level -> key)."""
-        found = {lv: self.read(key) for lv, key in keys.items()}
-        return {lv: emb for lv, emb in found.items() if emb is not None}
+    def read_chunks(self, keys: Mapping[ChunkLevel, dict]) -> dict[ChunkLevel, torch.Tensor]:
+        """``{(chunk, level): tensor}`` for every entry of ``keys`` that is cached."""
+        if not self.enabled:
+            return {}
+        found = {ck: self.read(key) for ck, key in keys.items()}
+        return {ck: emb for ck, emb in found.items() if emb is not None}
 
-    def write_levels(self, keys: dict[float, dict], embeddings: dict[float, torch.Tensor]) -> None:
-        """One entry per level of ``embeddings``, under that level's key."""
+    def write_chunk(self, keys: Mapping[ChunkLevel, dict], chunk: int, embeddings: Mapping[float, torch.Tensor]) -> None:
+        """One entry per level of one chunk's ``embeddings``, under that (chunk, level)'s key."""
         for lv, emb in embeddings.items():
-            self.write(keys[lv], emb)
+            self.write(keys[(chunk, lv)], emb)
+
+
+def chunk_keys(encoder: Encoder, prep: Prepared, occlusion: Occlusion, cfg: SweepConfig,
+               chunks: list[tuple[int, int]]) -> dict[ChunkLevel, dict]:
+    """The key of every (chunk, level) of a sweep's (model, corruption)."""
+    return {(c, lv): image_embedding_key(encoder, prep, occlusion, cfg, lv, chunk)
+            for c, chunk in enumerate(chunks) for lv in cfg.levels}
+
+
+__all__ = ["CODE_VERSION", "EmbeddingCache", "chunk_keys", "image_embedding_key"]

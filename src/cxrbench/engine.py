@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 
 import torch
 
@@ -51,25 +51,34 @@ def embed_texts(encoder: Encoder, texts: Sequence[str], device: torch.device, pr
 def embed_levels(encoder: Encoder, pixels: torch.Tensor, keys: torch.Tensor, occlusion, levels: Sequence[float],
                  device: torch.device, precision: str, chunks: Sequence[int] | int,
                  on_batch: Callable[[int], None] | None = None,
-                 channels_last: bool = False) -> list[dict[float, torch.Tensor]]:
+                 channels_last: bool = False,
+                 chunk_levels: Sequence[Sequence[float]] | None = None,
+                 on_chunk: Callable[[int, dict[float, torch.Tensor]], None] | None = None,
+                 ) -> list[dict[float, torch.Tensor]]:
     """Image embeddings at every level, one dict per chunk (``chunks``: chunk sizes, or one batch size).
 
     Per chunk, the occlusion state is drawn once and reused for every level; uint8 pixels go to the device
-    (pinned, non-blocking on CUDA) and intensity normalisation runs there.
+    (pinned, non-blocking on CUDA) and intensity normalisation runs there. ``chunk_levels`` (one list per chunk)
+    embeds only those levels of each chunk (default: ``levels`` for every chunk); ``on_chunk(i, {level: (n, D)})``
+    is called as soon as chunk ``i`` is done (the sweep writes its cache entries there).
     """
     n = len(pixels)
     if isinstance(chunks, int):
         chunks = [min(chunks, n - s) for s in range(0, n, chunks)]
     if sum(chunks) != n:
         raise ValueError(f"chunk sizes add up to {sum(chunks)}, not {n} images")
+    if chunk_levels is not None and len(chunk_levels) != len(chunks):
+        raise ValueError(f"{len(chunk_levels)} level lists for {len(chunks)} chunks")
     pin = device.type == "cuda"
     out: list[dict[float, torch.Tensor]] = []
     # one (n, D) buffer per level, filled chunk by chunk: many small long-lived tensors interleaved with the
     # tower's large transient ones fragment the heap (resident memory then grew with the gallery)
     buffers: dict[float, torch.Tensor] = {}
+    all_levels = levels
     start = 0
     with inference_context(device, precision):
-        for size in chunks:
+        for index, size in enumerate(chunks):
+            levels = all_levels if chunk_levels is None else chunk_levels[index]
             batch = pixels[start : start + size]
             batch = (batch.pin_memory() if pin else batch).to(device, non_blocking=True)
             k = keys[start : start + size].to(device)
@@ -90,40 +99,57 @@ def embed_levels(encoder: Encoder, pixels: torch.Tensor, keys: torch.Tensor, occ
                 embs[lv] = buffers[lv][rows]
                 if on_batch:
                     on_batch(size)
+            if on_chunk:
+                on_chunk(index, embs)
             out.append(embs)
     return out
 
 
+def image_chunks(encoder: Encoder, prep: Prepared, cfg: SweepConfig) -> list[tuple[int, int]]:
+    """(start, end) image ranges of the batches the sweep embeds: runs of whole studies of at most
+    ``cfg.batch_size or encoder.image_batch_size`` images. The unit of sharding and of the embedding cache."""
+    return distributed.study_chunks(prep.image_study, cfg.batch_size or encoder.image_batch_size)
+
+
 def embed_images(encoder: Encoder, prep: Prepared, occlusion: Occlusion, levels: Sequence[float],
                  image_keys: torch.Tensor, device: torch.device, cfg: SweepConfig,
-                 progress: bool = False) -> tuple[dict[float, torch.Tensor] | None, float]:
+                 progress: bool = False, cached: Mapping[tuple[int, float], torch.Tensor] | None = None,
+                 on_chunk: Callable[[int, dict[float, torch.Tensor]], None] | None = None,
+                 ) -> tuple[dict[float, torch.Tensor] | None, float]:
     """Every image's embedding at each of ``levels``, and the seconds spent on geometry (and decoding).
 
-    Images are split into batches of whole studies; under torch.distributed each rank embeds every
-    ``world_size``-th batch and rank 0 gathers them: rank 0 gets ``{level: (n_images, D)}``, other ranks None.
+    Images are split into :func:`image_chunks`; ``cached`` holds the (chunk, level) embeddings that need no work
+    (from the embedding cache), and ``on_chunk(chunk, {level: embeddings})`` is called as soon as a chunk's
+    missing levels are embedded. Under torch.distributed each rank embeds every ``world_size``-th chunk and rank 0
+    gathers them: rank 0 gets ``{level: (n_images, D)}``, other ranks None.
     """
     from tqdm.auto import tqdm
 
     rank, size = distributed.world()
-    chunks = distributed.study_chunks(prep.image_study, cfg.batch_size or encoder.image_batch_size)
-    mine = list(range(rank, len(chunks), size))
+    cached = cached or {}
+    chunks = image_chunks(encoder, prep, cfg)
+    todo = {c: [lv for lv in levels if (c, lv) not in cached] for c in range(len(chunks))}
+    mine = [c for c in range(rank, len(chunks), size) if todo[c]]
     indices = [i for c in mine for i in range(*chunks[c])]
     local: list[dict[float, torch.Tensor]] = []
     geometry_s = 0.0
-    if mine:  # a rank can have no chunk when there are fewer chunks than ranks
+    if mine:  # a rank can have no chunk when there are fewer chunks than ranks, or all are cached
         t0 = time.perf_counter()
-        pixels = prep.geometry(encoder, progress, indices=None if size == 1 else indices)
+        pixels = prep.geometry(encoder, progress, indices=None if len(indices) == len(prep.image_ids) else indices)
         geometry_s = time.perf_counter() - t0
-        bar = tqdm(total=len(levels) * len(indices), desc=f"{encoder.info.name} {occlusion.mode}", unit="img",
+        work = sum(len(todo[c]) * (chunks[c][1] - chunks[c][0]) for c in mine)
+        bar = tqdm(total=work, desc=f"{encoder.info.name} {occlusion.mode}", unit="img",
                    disable=not progress or rank != 0)
         local = embed_levels(encoder, pixels, image_keys[indices], occlusion, levels, device, cfg.precision,
                              [chunks[c][1] - chunks[c][0] for c in mine], on_batch=bar.update,
-                             channels_last=cfg.channels_last)
+                             channels_last=cfg.channels_last, chunk_levels=[todo[c] for c in mine],
+                             on_chunk=None if on_chunk is None else lambda i, embs: on_chunk(mine[i], embs))
         bar.close()
-    gathered = distributed.gather_chunks(dict(zip(mine, local)), len(chunks))
+    gathered = distributed.gather_chunks(dict(zip(mine, local)), len(chunks))  # torchrun: no cache, all to do
     if gathered is None:  # not rank 0: rank 0 scores and writes
         return None, geometry_s
-    embeddings = {lv: torch.cat([gathered[c][lv] for c in range(len(chunks))]) for lv in levels}
+    embeddings = {lv: torch.cat([cached[(c, lv)] if (c, lv) in cached else gathered[c][lv]
+                                 for c in range(len(chunks))]) for lv in levels}
     del local, gathered
     release_freed_memory()
     return embeddings, geometry_s

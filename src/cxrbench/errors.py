@@ -21,3 +21,11 @@ class CheckpointError(CxrBenchError):
 
 class WeightsNotAvailable(CxrBenchError):
     """A model's weights are not configured on this machine; the message says how to provide them."""
+
+
+class OutputError(CxrBenchError):
+    """Results cannot be written (a full disk, a read-only folder); nothing partial is left behind."""
+
+
+class Note(UserWarning):
+    """Something the user asked for was adjusted (a duplicate removed...); shown as one ``note:`` line."""

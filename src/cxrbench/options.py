@@ -160,16 +160,55 @@ def load_model_sources(get: Callable[[str], Any]) -> None:
     load_plugins(model_modules=get("model_module") or ())
 
 
+def _dedupe(items: list, option: str) -> list:
+    """``items`` without repeats (first occurrence kept), with a note naming what was removed."""
+    import warnings
+
+    from cxrbench.errors import Note
+
+    out = list(dict.fromkeys(items))
+    if len(out) != len(items):
+        repeated = [x for x in out if items.count(x) > 1]
+        warnings.warn(f"{option} lists {', '.join(map(str, repeated))} more than once; each is run once", Note,
+                      stacklevel=3)
+    return out
+
+
+def _levels(spec: str) -> tuple:
+    """``--levels``: a preset, or a comma-separated list whose repeats are removed with a note."""
+    from cxrbench.corruptions import check_level, parse_levels
+
+    items = [x for x in spec.replace(" ", "").split(",") if x]
+    if spec.strip() in ("paper",) or len(items) < 2:
+        return parse_levels(spec)
+    values = _dedupe([check_level(x) for x in items], "--levels")
+    return parse_levels(values)
+
+
+def check_run_name(name: str) -> str:
+    """A run name is one plain folder name: it cannot leave the results folder (``../x``, ``/abs``, ``a/b``)."""
+    if (not name or name in (".", "..") or any(c in name for c in "/\\\0") or name.startswith(".")
+            or name != name.strip()):
+        raise ConfigError(f"--run-name {name!r} must be a plain folder name (no '/', '\\', '..', leading '.' "
+                          "or surrounding spaces), e.g. baseline-2024")
+    return name
+
+
 def sweep_config(get: Callable[[str], Any]) -> SweepConfig:
     """A checked SweepConfig from option values: ``get(dest)`` is ``vars(args).get`` or pytest's ``getoption``.
 
     The model plugins are loaded first (:func:`load_model_sources`), and ``--models all`` lists the models of
-    ``--models-config`` too.
+    ``--models-config`` too. Repeated models, corruptions and levels are run once (with a note); an empty
+    ``--models`` or ``--corruption`` and a ``--checkpoint`` for a model that is not selected are errors.
     """
     from cxrbench.config import SweepConfig
-    from cxrbench.corruptions import parse_levels
     from cxrbench.models import available, canonical_name
 
+    for opt in SWEEP_OPTIONS:  # a NUL byte names no file and no model: one clear line instead of a ValueError
+        values = get(opt.dest)
+        for value in values if isinstance(values, list) else [values]:
+            if isinstance(value, str) and "\x00" in value:
+                raise ConfigError(f"{opt.flag} {value!r} contains a NUL byte (shown as \\x00); fix the value")
     load_model_sources(get)
     kwargs: dict[str, Any] = {}
     for dest in ("dataset", "split", "policy", "models_config", "fill", "patch_size", "seed", "device", "precision",
@@ -178,20 +217,29 @@ def sweep_config(get: Callable[[str], Any]) -> SweepConfig:
             kwargs[dest] = get(dest)
     models = get("models")
     if models is not None:
+        if not csv(models):
+            raise ConfigError(f"--models {models!r} names no model; give names from `cxrbench models`, or 'all'")
         kwargs["models"] = (available(get("models_config")) if models.strip() == ALL_MODELS
-                            else [canonical_name(m) for m in csv(models)])
+                            else _dedupe([canonical_name(m) for m in csv(models)], "--models"))
     if get("model_module"):
         kwargs["model_modules"] = tuple(get("model_module"))
     if get("corruption") is not None:
-        kwargs["corruptions"] = csv(get("corruption"))
+        if not csv(get("corruption")):
+            raise ConfigError(f"--corruption {get('corruption')!r} names no corruption; e.g. --corruption pixels")
+        kwargs["corruptions"] = _dedupe(csv(get("corruption")), "--corruption")
     if get("levels") is not None:
-        kwargs["levels"] = parse_levels(get("levels"))
+        kwargs["levels"] = _levels(get("levels"))
     dataset_options = parse_data_options(get("data_option"), get("root"), get("on_bad_image"))
     if get("protocol"):
         kwargs, dataset_options = _with_protocol(get("protocol"), kwargs, dataset_options)
-    cfg = SweepConfig(dataset_options=dataset_options, model_settings=parse_checkpoints(get("checkpoint")),
-                      use_cache=not get("no_cache"), channels_last=bool(get("channels_last")), **kwargs)
+    settings = parse_checkpoints(get("checkpoint"))
+    cfg = SweepConfig(dataset_options=dataset_options, model_settings=settings, use_cache=not get("no_cache"),
+                      channels_last=bool(get("channels_last")), **kwargs)
     cfg.validate()
+    stray = [m for m in settings if m not in cfg.models]
+    if stray:
+        raise ConfigError(f"--checkpoint names {', '.join(stray)}, which is not among the selected models "
+                          f"({', '.join(cfg.models)}); add it to --models or fix the name")
     return cfg
 
 

@@ -23,12 +23,11 @@ from typing import Any
 import torch
 
 from cxrbench import metrics
-from cxrbench.cache import cache_root, stable_hash
+from cxrbench.cache import EntryStore, cache_root, stable_hash
 from cxrbench.config import SweepConfig
 from cxrbench.data import Dataset, ImageRecord, load_dataset
 from cxrbench.data.records import count_summary
 from cxrbench.errors import ConfigError, DataError
-from cxrbench.io import atomic_path
 from cxrbench.models import Encoder
 
 
@@ -149,22 +148,50 @@ class Prepared:
         return stable_hash(self.dataset.name, self.dataset.split, self.dataset.provenance, self.image_ids,
                            self.image_text)
 
+    def chunk_hash(self, start: int, end: int) -> str:
+        """What identifies the images ``start:end`` (one batch of whole studies) wherever they sit in a dataset:
+        the dataset, its provenance and the image ids, in order (the split and the text labels do not change an
+        image's embedding, so ``--max-studies`` and ``--policy`` reuse the chunks they share)."""
+        return stable_hash(self.dataset.name, self.dataset.provenance, self.image_ids[start:end])
+
+    def frame_size(self, encoder: Encoder) -> tuple[int, int]:
+        """(H, W) of the encoder's input frame, from its geometry tensors if present, else from the first image."""
+        for (geometry_key, _), tensors in self._geometry.items():
+            if geometry_key == encoder.geometry_key:
+                return int(tensors.shape[-2]), int(tensors.shape[-1])
+        first = self.map_images(encoder.geometry, indices=[0])[0]
+        return int(first.shape[-2]), int(first.shape[-1])
+
     def geometry(self, encoder: Encoder, progress: bool, indices: Sequence[int] | None = None) -> torch.Tensor:
-        """uint8 geometry tensors (all images, or those at ``indices``), shared by models with one geometry key."""
+        """uint8 geometry tensors (all images, or those at ``indices``), shared by models with one geometry key.
+
+        With ``use_cache`` the tensors of every image are kept as one checksummed entry under
+        ``<cache>/geometry/`` (a damaged entry is reported, deleted and recomputed); ``indices`` are then taken
+        from that entry when it exists.
+        """
+        whole = (encoder.geometry_key, None)
         key = (encoder.geometry_key, None if indices is None else stable_hash(list(indices)))
         if key in self._geometry:
             return self._geometry[key]
-        disk = cache_root() / "geometry" / f"{stable_hash(self.images_hash(), *key, length=24)}.pt"
-        if self.use_cache and disk.is_file():
-            self._geometry[key] = torch.load(disk, weights_only=True)
-            return self._geometry[key]
+        if indices is not None and whole in self._geometry:
+            return self._geometry[whole][list(indices)]
+        store = EntryStore("geometry", enabled=self.use_cache, root=cache_root())
+        disk_key = {"images": self.images_hash(), "geometry": encoder.geometry_key}
+        if indices is not None:
+            full = store.read(disk_key)
+            if full is not None and len(full) == len(self.image_ids):
+                self._geometry[whole] = full
+                return full[list(indices)]
+            disk_key["indices"] = key[1]
+        cached = store.read(disk_key)
+        if cached is not None:
+            self._geometry[key] = cached
+            return cached
         tensors = self.map_images(encoder.geometry, indices, progress, desc=f"decode + geometry {key[0]}")
         self._geometry[key] = torch.stack(tensors)
         del tensors
         release_freed_memory()
-        if self.use_cache:  # reusable by later runs: decoding dominates on a GPU
-            with atomic_path(disk) as tmp:
-                torch.save(self._geometry[key], tmp)
+        store.write(disk_key, self._geometry[key])  # reusable by later runs: decoding dominates on a GPU
         return self._geometry[key]
 
 

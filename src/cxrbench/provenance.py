@@ -30,14 +30,30 @@ def code_version() -> str:
 
 
 def resolve_device(device: str | None) -> torch.device:
+    """The torch device for ``--device`` (auto: CUDA when available, else the CPU); a ConfigError in one line for
+    a name torch does not know or a device this build or machine cannot use (tpu, meta, mps off macOS, cuda
+    without a GPU, cuda:N past the last GPU)."""
+    from cxrbench.errors import ConfigError
+
     if device in (None, "", "auto"):
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    dev = torch.device(device)
-    if dev.type == "cuda" and not torch.cuda.is_available():
-        from cxrbench.errors import ConfigError
-
-        raise ConfigError(f"device {device!r} requested but CUDA is not available here; use --device cpu")
-    return dev
+    try:
+        dev = torch.device(device)
+    except (RuntimeError, TypeError, ValueError):
+        raise ConfigError(f"unknown device {device!r}; use auto, cpu, cuda or cuda:N") from None
+    if dev.type == "cpu":
+        return dev
+    if dev.type == "cuda":
+        if not torch.cuda.is_available():
+            raise ConfigError(f"device {device!r} requested but CUDA is not available here; use --device cpu")
+        if dev.index is not None and dev.index >= torch.cuda.device_count():
+            raise ConfigError(f"device {device!r}: this machine has {torch.cuda.device_count()} CUDA device(s), "
+                              f"cuda:0 to cuda:{torch.cuda.device_count() - 1}")
+        return dev
+    if dev.type == "mps" and torch.backends.mps.is_available():
+        return dev
+    raise ConfigError(f"device {device!r} cannot be used by this build of torch ({torch.__version__}) on this "
+                      "machine; use --device cpu, cuda or auto")
 
 
 def device_description(device: torch.device) -> str:

@@ -22,6 +22,8 @@ class LevelResult:
     metrics: dict  # direction -> direction_metrics(...)
     wall_time_s: float
     cached: bool = False
+    #: the fraction actually blocked in the model's frame (occlusion; None where not known before the data)
+    achieved_level: float | None = None
 
 
 @dataclass
@@ -129,6 +131,7 @@ def records(result: SweepResult, run_id: str = "") -> list[dict]:
                     "corruption": lr.corruption,
                     "corruption_params": lr.corruption_params,
                     "level": lr.level,
+                    "achieved_level": lr.achieved_level,
                     "seed": cfg.seed,
                     "direction": direction,
                     "k": k,

@@ -6,8 +6,9 @@ This module only orchestrates; each step is owned elsewhere (docs/architecture.m
   into one gallery entry and decodes each image once per geometry (``Encoder.geometry_key``), kept as uint8.
 * :mod:`cxrbench.engine` embeds the texts once per model (they do not depend on the corruption) and the images at
   every level, occlusion randomness drawn once per batch, sharded over torch.distributed ranks.
-* :mod:`cxrbench.embed_cache` keeps image embeddings on disk per (model checkpoint, dataset images, corruption,
-  level, seed, precision), so an interrupted or repeated run resumes where it stopped.
+* :mod:`cxrbench.embed_cache` keeps image embeddings on disk per (model checkpoint, corruption, level, seed,
+  precision, chunk of studies), written as each chunk finishes, so an interrupted or repeated run resumes where it
+  stopped and loses at most the chunk in progress.
 * :mod:`cxrbench.metrics` scores each level; :mod:`cxrbench.stats` adds the study-level bootstrap intervals,
   retention and area under the curve of each (model, corruption), with the same study resamples for all of them;
   :mod:`cxrbench.examples` keeps a few corrupted example images per geometry; :mod:`cxrbench.results` holds what
@@ -25,8 +26,8 @@ from cxrbench import corruptions as corruption_registry
 from cxrbench import distributed, metrics, stats
 from cxrbench.config import SweepConfig
 from cxrbench.data import Dataset
-from cxrbench.embed_cache import EmbeddingCache, image_embedding_key
-from cxrbench.engine import embed_images, embed_texts, to_channels_last
+from cxrbench.embed_cache import EmbeddingCache, chunk_keys
+from cxrbench.engine import embed_images, embed_texts, image_chunks, to_channels_last
 from cxrbench.errors import WeightsNotAvailable
 from cxrbench.examples import ExampleImages
 from cxrbench.models import Encoder, load_model
@@ -70,19 +71,18 @@ def run_sweep(cfg: SweepConfig, progress: bool = True, dataset: Dataset | None =
             metrics.check_finite(text_emb, "text", ids=[repr(t[:60]) for t in prep.unique_texts],
                                  context=f"model {model}")
         result.timings.model(model).texts_s = time.perf_counter() - t0
+        frame = prep.frame_size(encoder)
         for cname in cfg.corruptions:
             occ = corruption_registry.get(cname, fill=cfg.fill, patch_size=cfg.patch_size)
-            keys = {lv: image_embedding_key(encoder, prep, occ, cfg, lv) for lv in cfg.levels}
-            embeddings = cache.read_levels(keys)
-            todo = [lv for lv in cfg.levels if lv not in embeddings]
+            achieved = _achieved_levels(occ, cfg.levels, frame)  # a mislabelled level: an error before compute
+            keys = chunk_keys(encoder, prep, occ, cfg, image_chunks(encoder, prep, cfg))
+            cached = cache.read_chunks(keys)
             t0 = time.perf_counter()
-            geometry_s = 0.0
-            if todo:
-                fresh, geometry_s = embed_images(encoder, prep, occ, todo, image_keys, device, cfg, progress)
-                if fresh is None:  # not rank 0: rank 0 scores and writes
-                    continue
-                cache.write_levels(keys, fresh)
-                embeddings.update(fresh)
+            embeddings, geometry_s = embed_images(
+                encoder, prep, occ, cfg.levels, image_keys, device, cfg, progress, cached=cached,
+                on_chunk=lambda c, embs, keys=keys: cache.write_chunk(keys, c, embs))
+            if embeddings is None:  # not rank 0: rank 0 scores and writes
+                continue
             embed_s = time.perf_counter() - t0
             scores, score_times = _score(embeddings, text_emb, labels, cfg, device, prep.image_ids,
                                          context=f"model {model}, {cname}")
@@ -91,10 +91,12 @@ def run_sweep(cfg: SweepConfig, progress: bool = True, dataset: Dataset | None =
             stats_s = time.perf_counter() - t1
             if examples is not None:
                 examples.add(encoder, occ, list(scores))
+            computed = {lv: sum(1 for ck in keys if ck[1] == lv and ck not in cached) for lv in cfg.levels}
             for lv in cfg.levels:  # a level's wall time: its share of the embedding time, plus its scoring
-                share = embed_s / len(todo) if lv in todo else 0.0
+                share = embed_s * computed[lv] / max(1, sum(computed.values()))
                 result.levels.append(LevelResult(model, cname, occ.params(), lv, scores[lv],
-                                                 wall_time_s=share + score_times[lv], cached=lv not in todo))
+                                                 wall_time_s=share + score_times[lv], cached=computed[lv] == 0,
+                                                 achieved_level=achieved.get(lv)))
             stage = result.timings.stage(model, cname)
             stage.geometry_s, stage.embed_s = geometry_s, embed_s - geometry_s
             stage.score_s = sum(score_times.values()) + stats_s
@@ -103,6 +105,13 @@ def run_sweep(cfg: SweepConfig, progress: bool = True, dataset: Dataset | None =
         result.examples = examples.as_dict()
     result.timings.total_s = time.perf_counter() - t_start
     return result
+
+
+def _achieved_levels(corruption, levels, frame: tuple[int, int]) -> dict[float, float | None]:
+    """``{level: fraction actually blocked}`` in the model's frame, for corruptions that can say
+    (``Occlusion.check_achieved``: a ConfigError when a level is more than the tolerance off); else {}."""
+    check = getattr(corruption, "check_achieved", None)
+    return check(levels, *frame) if check is not None else {}
 
 
 def _new_result(cfg: SweepConfig, prep: Prepared, device: torch.device) -> SweepResult:

@@ -24,6 +24,18 @@ Modes
              as ``lungs(masks)``) or the fixed template of :mod:`cxrbench.corruptions.lung_template`
              (``lung_fields="template"``, recorded as ``lungs(template)``: NOT a segmentation).
 
+Achieved level
+--------------
+Rounding to whole pixels, squares or patches means the blocked fraction differs a little from the nominal level.
+:meth:`Occlusion.achieved_level` gives the fraction actually blocked in an H x W frame (of the frame's pixels;
+for ``lungs``, of the lung-field pixels): exact for every mode but ``patches`` and ``lungs(masks)``; for
+``patches`` it is the mean over the random patch orders, ``k / n_patches``, which is exact when the patch size
+divides the frame (each patch is equally likely to be among the k blocked, so the expected blocked area is
+``k / n`` of the frame even with cut edge patches); ``lungs(masks)`` depends on each image's mask (None).
+Results record it next to the nominal level, and a sweep refuses a configuration where the two differ by more
+than :data:`LEVEL_TOLERANCE` (``--patch-size 1000`` on a 224-pixel frame blocks 100% at level 0.5 and 0% at
+0.25): :meth:`Occlusion.check_achieved` names the patch sizes that would work.
+
 All modes are *nested*: whatever is blocked at level p stays blocked at every higher level (one ranking or one
 (u, v) per image, shared across levels), and *deterministic per (seed, image id)*: the randomness is a
 counter-based integer hash of (image key, position) computed with int64 tensor arithmetic, so the mask does not
@@ -66,6 +78,9 @@ FILLS = ("zero", "mean", "noise")
 #: reconstruction (the squares of 0..0.9 without 0.01), see README "Occlusion".
 PAPER_LEVELS = (0.0, 0.09, 0.16, 0.25, 0.36, 0.49, 0.64, 0.81)
 LEVEL_PRESETS = {"paper": PAPER_LEVELS}
+
+#: the largest |achieved - nominal| blocked fraction a sweep accepts (2 percentage points)
+LEVEL_TOLERANCE = 0.02
 
 _MAX_POSITIONS = 1 << 24  # positions must fit beside a 32-bit hash in an int64 sort key
 
@@ -134,6 +149,17 @@ def kept_size(level: float, h: int, w: int) -> tuple[int, int]:
     """``periphery``: the centred rectangle that stays visible, (kh, kw), about (1 - level) of the area."""
     f = math.sqrt(1.0 - check_level(level))
     return min(h, _round_half_up(h * f)), min(w, _round_half_up(w * f))
+
+
+def _ranges(values: Sequence[int]) -> str:
+    """``[1, 2, 3, 5, 7, 8]`` -> ``"1-3, 5, 7-8"``."""
+    parts: list[str] = []
+    for v in values:
+        if parts and v == int(parts[-1].split("-")[-1]) + 1:
+            parts[-1] = f"{parts[-1].split('-')[0]}-{v}"
+        else:
+            parts.append(str(v))
+    return ", ".join(parts)
 
 
 def check_masks(masks: Any, b: int, h: int, w: int, device: torch.device) -> torch.Tensor:
@@ -276,6 +302,48 @@ class Occlusion:
         for i, (t, left) in enumerate(zip(tops, lefts)):
             out[i, t : t + s, left : left + s] = True
         return out
+
+    # -- achieved levels ---------------------------------------------------------------------
+    def achieved_level(self, level: float, h: int, w: int) -> float | None:
+        """The fraction of an H x W frame's pixels (``lungs``: of its lung pixels) that ``level`` blocks (see the
+        module docstring; None for ``lungs(masks)``, which depends on each image)."""
+        level = check_level(level)
+        n = h * w
+        if self.mode == "pixels":
+            return blocked_count(level, n) / n
+        if self.mode in ("block", "center"):
+            return block_side(level, h, w) ** 2 / n
+        if self.mode == "periphery":
+            kh, kw = kept_size(level, h, w)
+            return 1.0 - kh * kw / n
+        if self.mode == "patches":
+            cells = math.ceil(h / self.patch_size) * math.ceil(w / self.patch_size)
+            return blocked_count(level, cells) / cells
+        if self.lung_fields == "masks":
+            return None
+        n_lung = int(lung_template(h, w).sum())
+        return math.floor(level * n_lung + 0.5) / n_lung if n_lung else 0.0
+
+    def check_achieved(self, levels: Sequence[float], h: int, w: int,
+                       tolerance: float = LEVEL_TOLERANCE) -> dict[float, float | None]:
+        """``{level: achieved}`` in an H x W frame; ConfigError when a level's achieved fraction is more than
+        ``tolerance`` from it, naming the levels and (for ``patches``) the patch sizes that would work."""
+        achieved = {lv: self.achieved_level(lv, h, w) for lv in levels}
+        off = {lv: a for lv, a in achieved.items() if a is not None and abs(a - lv) > tolerance}
+        if not off:
+            return achieved
+        shown = ", ".join(f"{lv:g} blocks {a:.1%}" for lv, a in off.items())
+        hint = "choose other levels"
+        if self.mode == "patches":
+            fits = [ps for ps in range(1, max(h, w) + 1)
+                    if all(abs(Occlusion("patches", self.fill, ps).achieved_level(lv, h, w) - lv) <= tolerance
+                           for lv in levels)]
+            hint = f"patch sizes that keep every level within it here: {_ranges(fits)}" if fits else hint
+        elif self.mode in ("block", "center", "periphery", "pixels"):
+            hint = "the frame is too small for these levels; choose other levels"
+        raise ConfigError(f"occlusion {self.name}{f' (patch size {self.patch_size})' if self.mode == 'patches' else ''}"
+                          f" in the model's {h}x{w} frame: level {shown}, more than {tolerance * 100:g} percentage points "
+                          f"off (LEVEL_TOLERANCE); {hint}")
 
     # -- filling ---------------------------------------------------------------------------
     def fill_values(self, pixels: torch.Tensor, keys: torch.Tensor) -> torch.Tensor | float:

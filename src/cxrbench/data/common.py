@@ -217,6 +217,9 @@ class PathResolver:
         self.real_base = os.path.realpath(self.base)
 
     def locate(self, raw: str | os.PathLike) -> Located:
+        if "\x00" in os.fspath(raw):  # cannot name a file: reported as a missing image, the NUL shown as \x00
+            shown = os.path.normpath(os.path.join(self.base, raw)).replace("\x00", "\\x00")
+            return Located(shown, False, False)
         full = os.path.normpath(os.path.join(self.base, raw))
         parent, name = os.path.split(full)
         real_parent = self._dirs.get(parent)

@@ -7,7 +7,16 @@
   image's own [min, max] range, to 0..255; MONOCHROME1 images (bright = air) are inverted so that bone is bright, as
   in MONOCHROME2 and as the models were trained on.
 
-Every failure raises :class:`cxrbench.errors.DataError` naming the file and what to do.
+Orientation: a JPEG (or PNG, TIFF) whose EXIF ``Orientation`` tag says the camera was rotated is turned upright
+(Pillow's ``ImageOps.exif_transpose``), as every viewer shows it; DICOM has no such tag.
+
+Limits, checked from the file header before the pixels are decoded: at most :data:`MAX_PIXELS` pixels (a larger
+image is almost surely a decompression bomb; Pillow's own bomb check applies too) and an aspect ratio of at most
+:data:`MAX_ASPECT` (a 40000 x 1 image is 40 kB on disk, but resizing its shorter side to a model's 224 pixels
+would need GBs). A path with a NUL byte cannot name a file.
+
+Every failure raises :class:`cxrbench.errors.DataError` naming the file and what to do; with
+``--on-bad-image skip`` the image is left out and counted instead.
 """
 
 from __future__ import annotations
@@ -15,11 +24,33 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
-from PIL import Image, UnidentifiedImageError
+from PIL import Image, ImageOps, UnidentifiedImageError
 
 from cxrbench.errors import DataError
 
 DICOM_SUFFIXES = {".dcm", ".dicom"}
+#: the most pixels an image may have (a 10000 x 10000 radiograph is 100 M; chest X-rays are < 20 M)
+MAX_PIXELS = 100_000_000
+#: the largest ratio of an image's longer to its shorter side (chest X-rays are below 1.5)
+MAX_ASPECT = 10.0
+_SKIP = "replace it, or pass --on-bad-image skip to leave it out (counted in the results)"
+
+
+def check_size(path: Path, width: int, height: int) -> None:
+    """DataError unless ``width`` x ``height`` is within :data:`MAX_PIXELS` and :data:`MAX_ASPECT`."""
+    if width < 1 or height < 1:
+        raise DataError(f"{path}: image of size {width}x{height} has no pixels; {_SKIP}")
+    if width * height > MAX_PIXELS:
+        raise DataError(f"{path}: image of {width}x{height} = {width * height:,} pixels is larger than the "
+                        f"{MAX_PIXELS:,}-pixel limit (a decompression bomb?); {_SKIP}")
+    if max(width, height) / min(width, height) > MAX_ASPECT:
+        raise DataError(f"{path}: image of {width}x{height} has an aspect ratio above {MAX_ASPECT:g}:1, not a "
+                        f"radiograph (resizing it would need huge memory); {_SKIP}")
+
+
+def shown_path(path: str | Path) -> str:
+    """A path as messages show it (a NUL byte as \\x00)."""
+    return str(path).replace("\x00", "\\x00")
 
 
 def _to_uint8(arr: np.ndarray, lo: float | None = None, hi: float | None = None) -> np.ndarray:
@@ -57,12 +88,17 @@ def decode_dicom(path: Path) -> Image.Image:
         raise DataError(f"{path}: reading DICOM needs pydicom: pip install 'cxrbench[dicom]'") from exc
     try:
         ds = pydicom.dcmread(str(path))
+        rows, columns = int(getattr(ds, "Rows", 0) or 0), int(getattr(ds, "Columns", 0) or 0)
+        if rows and columns:
+            check_size(path, columns, rows)  # before the pixel data is decoded
         arr = ds.pixel_array.astype(np.float64)
         slope = float(getattr(ds, "RescaleSlope", 1) or 1)
         intercept = float(getattr(ds, "RescaleIntercept", 0) or 0)
         center, width = getattr(ds, "WindowCenter", None), getattr(ds, "WindowWidth", None)
         window = (_first(center), _first(width)) if center is not None and width is not None else None
         photometric = str(getattr(ds, "PhotometricInterpretation", "MONOCHROME2")).strip().upper()
+    except DataError:
+        raise
     except (InvalidDicomError, OSError, ValueError, AttributeError, RuntimeError) as exc:
         raise DataError(f"{path}: not a readable DICOM image ({exc}); check the file or remove it") from exc
     except Exception as exc:  # a damaged file makes pydicom's parser raise struct.error, TypeError, KeyError...
@@ -81,7 +117,11 @@ def decode_dicom(path: Path) -> Image.Image:
 
 
 def decode_image(path: str | Path) -> Image.Image:
-    """Decode one image file into an 8-bit 'L' or 'RGB' PIL image (fully loaded, file closed)."""
+    """Decode one image file into an 8-bit 'L' or 'RGB' PIL image (fully loaded, file closed, EXIF orientation
+    applied), after checking its size from the header (see the module docstring)."""
+    if "\x00" in str(path):
+        raise DataError(f"{shown_path(path)}: the image path contains a NUL byte, so it cannot name a file; fix the "
+                        "path, or pass --on-bad-image skip")
     p = Path(path)
     if not p.is_file():
         raise DataError(f"{p}: image file not found; check the dataset root, or pass --on-bad-image skip")
@@ -89,8 +129,13 @@ def decode_image(path: str | Path) -> Image.Image:
         return decode_dicom(p)
     try:
         with Image.open(p) as im:
+            check_size(p, *im.size)
             im.load()
+            if im.getexif().get(0x0112, 1) != 1:  # EXIF Orientation: not upright as stored
+                im = ImageOps.exif_transpose(im)
             return _from_pil(im, p)
+    except Image.DecompressionBombError as exc:
+        raise DataError(f"{p}: {exc} (a decompression bomb?); {_SKIP}") from exc
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
         raise DataError(f"{p}: cannot decode image ({exc}); the file may be truncated or not an image. "
                         "Replace it, or pass --on-bad-image skip to leave it out (counted in the results)") from exc

@@ -10,24 +10,37 @@ studies (at least one image, FINDINGS or IMPRESSION non-empty) are ordered by SH
 ``"iu-phantom-split-v1:" + uid``; the first 1,000 form ``test``, the rest ``train``. The split does not depend on
 the report-text policy; the policy then drops test studies whose chosen text is empty (counted in the summary).
 
-Rendered images are cached as PNG under ``<cache>/iu-phantom/r<renderer version>-<size>/``; rendering uses a
-process pool.
+Rendered images are cached as PNG under ``<cache>/iu-phantom/r<renderer version>-<size>/``, each carrying the
+SHA-256 of its image id and pixels in a PNG text chunk (``cxrbench-image-sha256``) that is checked whenever the
+image is read: a damaged, truncated or unverifiable PNG is reported in one warning line and rendered again, never
+used (PNGs without the chunk, written by an older cxrbench, are rendered again once, with one warning). Missing
+images are rendered up front by a process pool whose workers exit when their parent dies. When the cache cannot
+be written (read-only, full disk) the images are rendered in memory as they are read, after one warning.
 """
 
 from __future__ import annotations
 
+import contextlib
+import ctypes
 import hashlib
 import os
+import signal
+import sys
+import threading
+import time
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
+import numpy as np
 from PIL import Image
+from PIL.PngImagePlugin import PngInfo
 
 from cxrbench import phantom
-from cxrbench.cache import cache_root
+from cxrbench.cache import CorruptEntry, cache_root, cache_unusable, is_unusable, warn
 from cxrbench.data.iu_reports import ATTRIBUTION, IUReport, image_views, load_reports, view_positions
 from cxrbench.data.iu_split import SPLIT_VERSION, eligible_reports, split_reports
 from cxrbench.data.records import Dataset, ImageRecord, Study, apply_policy, count_summary
+from cxrbench.errors import DataError
 from cxrbench.io import atomic_path
 
 DEFAULT_SIZE = 512
@@ -52,48 +65,169 @@ def _to_study(report: IUReport, views: dict[str, str], size: int) -> Study:
                  meta={"seed": study_seed(report.uid)})
 
 
+#: PNG text chunk holding the SHA-256 of a rendered phantom's pixels
+CHECKSUM_CHUNK = "cxrbench-image-sha256"
+#: (MeSH majors, seed, view, size): what :func:`cxrbench.phantom.render` needs for one image
+RenderJob = tuple[tuple[str, ...], int, str, int]
+
+
+def pixels_checksum(pixels: np.ndarray, image_id: str) -> str:
+    """SHA-256 of the image id, the pixels' shape and their bytes (a valid PNG of another image fails it too)."""
+    h = hashlib.sha256(f"{image_id}:{pixels.dtype.str}:{pixels.shape}:".encode())
+    h.update(np.ascontiguousarray(pixels).tobytes())
+    return h.hexdigest()
+
+
+def render_pixels(job: RenderJob) -> np.ndarray:
+    majors, seed, view, size = job
+    return phantom.render(phantom.parse_mesh(majors), seed=seed, view=view, size=size)
+
+
+def save_rendered(pixels: np.ndarray, out: str | Path) -> None:
+    """Write a rendered image atomically as PNG (``<image id>.png``) with its checksum chunk."""
+    info = PngInfo()
+    info.add_text(CHECKSUM_CHUNK, pixels_checksum(pixels, Path(out).stem))
+    with atomic_path(out) as tmp:
+        Image.fromarray(pixels, mode="L").save(tmp, format="PNG", compress_level=1, pnginfo=info)
+
+
+def read_rendered(path: str | Path) -> Image.Image:
+    """A rendered phantom from the cache (``<image id>.png``), verified against its checksum chunk; CorruptEntry
+    says what is wrong (FileNotFoundError when it is not rendered yet)."""
+    try:
+        with Image.open(path) as im:
+            im.load()
+            stored = im.text.get(CHECKSUM_CHUNK) if hasattr(im, "text") else None
+            pixels = np.asarray(im)
+            mode = im.mode
+    except (FileNotFoundError, NotADirectoryError):
+        raise FileNotFoundError(path) from None
+    except Exception as exc:  # Pillow raises OSError, SyntaxError, ValueError, zlib.error... on damaged files
+        raise CorruptEntry(f"cannot decode it: {type(exc).__name__}: {exc}") from None
+    if stored is None:
+        raise CorruptEntry(f"no {CHECKSUM_CHUNK} chunk, so its pixels cannot be verified")
+    if mode != "L" or pixels_checksum(pixels, Path(path).stem) != stored:
+        raise CorruptEntry("pixel checksum mismatch")
+    return Image.fromarray(pixels, mode="L")
+
+
 def _render_one(args: tuple[tuple[str, ...], int, str, int, str]) -> str:
     majors, seed, view, size, out = args
-    spec = phantom.parse_mesh(majors)
-    pixels = phantom.render(spec, seed=seed, view=view, size=size)
-    with atomic_path(out) as tmp:
-        Image.fromarray(pixels, mode="L").save(tmp, format="PNG", compress_level=1)
+    save_rendered(render_pixels((majors, seed, view, size)), out)
     return out
+
+
+def _exit_with_parent(parent: int) -> None:
+    """Pool-worker initializer: end this worker when the process that started it dies (a ``kill -9`` of
+    ``cxrbench run`` would otherwise leave the workers waiting for work forever). Linux: the parent-death signal;
+    everywhere: a thread that watches the parent id."""
+    if sys.platform == "linux":
+        with contextlib.suppress(OSError, AttributeError):
+            ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+    if os.getppid() != parent:
+        os._exit(1)
+
+    def watch() -> None:
+        while True:
+            time.sleep(0.5)
+            if os.getppid() != parent:
+                os._exit(1)
+
+    threading.Thread(target=watch, daemon=True, name="exit-with-parent").start()
+
+
+def _state(path: Path) -> str:
+    """``ok`` (rendered, with a checksum chunk), ``missing``, ``legacy`` (rendered by a cxrbench without
+    checksums) or why the file cannot be read (a header-only look: the loader verifies the pixels)."""
+    try:
+        with Image.open(path) as im:
+            return "ok" if CHECKSUM_CHUNK in im.info else "legacy"
+    except (FileNotFoundError, NotADirectoryError):
+        return "missing"
+    except Exception as exc:  # damaged header: Pillow raises OSError, SyntaxError, ValueError...
+        return f"{type(exc).__name__}: {exc}"
 
 
 def render_missing(studies: list[Study], size: int = DEFAULT_SIZE, workers: int | None = None,
                    progress: bool = True) -> int:
-    """Render every image of ``studies`` that is not cached yet; return how many were rendered."""
-    jobs = [
-        (s.tags, s.meta["seed"], im.view or "frontal", size, str(im.source))
-        for s in studies for im in s.images if not Path(im.source).is_file()
-    ]
-    if not jobs:
+    """Render every image of ``studies`` that is not cached yet, or whose file cannot be verified (no checksum
+    chunk, a damaged header); return how many were rendered.
+
+    Damaged pixel data is found by the loader, which checks each image as it reads it and renders a bad one again.
+    When the cache cannot be written this stops after one warning, and the loader renders images in memory.
+    """
+    jobs, legacy = [], 0
+    for s in studies:
+        for im in s.images:
+            state = _state(Path(im.source))
+            if state == "ok":
+                continue
+            if state == "legacy":
+                legacy += 1
+            elif state != "missing":
+                warn(f"rendered phantom {im.source} is damaged ({state}); rendering it again")
+            jobs.append((s.tags, s.meta["seed"], im.view or "frontal", size, str(im.source)))
+    root = cache_root()
+    if not jobs or is_unusable(root):
         return 0
-    image_dir(size).mkdir(parents=True, exist_ok=True)
+    if legacy:
+        warn(f"{legacy} rendered phantom(s) in {image_dir(size)} have no checksum (an older cxrbench wrote them); "
+             "rendering them again, once")
+    try:
+        image_dir(size).mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        cache_unusable(root, exc, "creating the phantom render folder")
+        return 0
     workers = workers or min(len(jobs), os.cpu_count() or 1)
     from tqdm.auto import tqdm
 
     bar = tqdm(total=len(jobs), desc=f"render iu-phantom ({size}px)", unit="img", disable=not progress)
-    if workers <= 1:
-        for job in jobs:
-            _render_one(job)
-            bar.update()
-    else:
-        with ProcessPoolExecutor(max_workers=workers) as pool:
-            for _ in pool.map(_render_one, jobs, chunksize=16):
+    try:
+        if workers <= 1:
+            for job in jobs:
+                _render_one(job)
                 bar.update()
-    bar.close()
+        else:
+            with ProcessPoolExecutor(max_workers=workers, initializer=_exit_with_parent,
+                                     initargs=(os.getpid(),)) as pool:
+                for _ in pool.map(_render_one, jobs, chunksize=16):
+                    bar.update()
+    except OSError as exc:
+        cache_unusable(root, exc, "writing rendered phantoms")
+    finally:
+        bar.close()
     return len(jobs)
 
 
-def _load_png(record: ImageRecord) -> Image.Image:
-    path = Path(record.source)
-    if not path.is_file():
-        raise FileNotFoundError(f"{path}: phantom not rendered yet; call cxrbench.data.iu_phantom.render_missing")
-    with Image.open(path) as im:
-        im.load()
-        return im
+class PhantomImages:
+    """The image loader of iu-phantom: each image is read from the render cache and verified; a missing or
+    damaged one is rendered (again) and, when the cache can be written, saved. Picklable (a Dataset is)."""
+
+    def __init__(self, jobs: dict[str, RenderJob]):
+        self.jobs = jobs
+
+    def __call__(self, record: ImageRecord) -> Image.Image:
+        path = Path(record.source)
+        try:
+            return read_rendered(path)
+        except FileNotFoundError:
+            pass
+        except CorruptEntry as exc:
+            warn(f"rendered phantom {path} is damaged ({exc}); rendering it again")
+            with contextlib.suppress(OSError):
+                path.unlink()
+        job = self.jobs.get(record.image_id)
+        if job is None:
+            raise DataError(f"{path}: phantom {record.image_id!r} is not rendered and not part of this dataset; "
+                            "load the dataset with cxrbench.data.iu_phantom.load")
+        pixels = render_pixels(job)
+        root = cache_root()
+        if not is_unusable(root):
+            try:
+                save_rendered(pixels, path)
+            except OSError as exc:
+                cache_unusable(root, exc, f"saving the rendered phantom {path.name}")
+        return Image.fromarray(pixels, mode="L")
 
 
 def load(split: str = "test", policy: str = "longest", size: int = DEFAULT_SIZE, render: bool = True,
@@ -121,7 +255,9 @@ def load(split: str = "test", policy: str = "longest", size: int = DEFAULT_SIZE,
         "unique_texts": len({t for t in (Dataset("", "", policy, kept).texts)}),
     }
     ds = Dataset(
-        name="iu-phantom", split=split, policy=policy, studies=kept, summary=summary, image_loader=_load_png,
+        name="iu-phantom", split=split, policy=policy, studies=kept, summary=summary,
+        image_loader=PhantomImages({im.image_id: (s.tags, s.meta["seed"], im.view or "frontal", size)
+                                    for s in kept for im in s.images}),
         provenance={"renderer_version": phantom.RENDERER_VERSION, "image_size": size,
                     "split_version": SPLIT_VERSION, "reports": ATTRIBUTION},
         on_bad_image=on_bad_image,

@@ -40,10 +40,16 @@ import torch
 import torch.nn as nn
 from PIL import Image
 
-from cxrbench.errors import CheckpointError, ConfigError, WeightsNotAvailable
+from cxrbench.errors import CheckpointError, ConfigError, CxrBenchError, WeightsNotAvailable
 from cxrbench.models import sources
 from cxrbench.models.base import Encoder, ModelInfo, l2_normalise, pil_to_uint8
-from cxrbench.models.checkpoint import build_without_random_init, load_checked, load_state_file, sha256_file
+from cxrbench.models.checkpoint import (
+    build_without_random_init,
+    load_checked,
+    load_state_file,
+    raise_all,
+    sha256_file,
+)
 from cxrbench.models.hf_compat import DERIVED_BUFFERS
 from cxrbench.models.hub import cached_file, split_setting
 from cxrbench.models.registry import ModelSpec, env_var
@@ -250,19 +256,28 @@ class BioVil(Encoder):
     def __init__(self, spec: ModelSpec, device: str = "cpu", checkpoint: str | None = None,
                  text_encoder: str | None = None):
         self.device = torch.device(device)
-        image_path = _image_checkpoint(checkpoint)
-        text_dir = _text_folder(text_encoder)
-        bert_config, projection = _read_text_config(text_dir)
-        if projection != JOINT_DIM:
-            raise ConfigError(f"{ADAPTER}: CXR-BERT projection_size {projection} != image joint size {JOINT_DIM}")
-        self.tokenizer = _tokenizer(text_dir)
+        problems: list[CxrBenchError] = []  # a bad image checkpoint and a missing text encoder are reported together
+        try:
+            image_path = _image_checkpoint(checkpoint)
+            state = load_state_file(image_path, adapter=ADAPTER)
+            if not isinstance(state, dict):
+                raise CheckpointError(f"{ADAPTER}: {image_path} is not a state dict.")
+        except CxrBenchError as exc:
+            problems.append(exc)
+        try:
+            text_dir = _text_folder(text_encoder)
+            bert_config, projection = _read_text_config(text_dir)
+            if projection != JOINT_DIM:
+                raise ConfigError(f"{ADAPTER}: CXR-BERT projection_size {projection} != image joint size "
+                                  f"{JOINT_DIM}")
+            self.tokenizer = _tokenizer(text_dir)
+            text_path = _text_weights(text_dir)
+        except CxrBenchError as exc:
+            problems.append(exc)
+        raise_all(problems, ADAPTER)
         self.max_length = int(bert_config.max_position_embeddings)
-        text_path = _text_weights(text_dir)
 
         self.image_model = BioVilImageModel()
-        state = load_state_file(image_path, adapter=ADAPTER)
-        if not isinstance(state, dict):
-            raise CheckpointError(f"{ADAPTER}: {image_path} is not a state dict.")
         load_checked(self.image_model, state, adapter=ADAPTER, source=image_path)
         self.text_model = CxrBertText(bert_config, projection)
         text_state = load_state_file(text_path, adapter=ADAPTER)

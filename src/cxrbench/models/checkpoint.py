@@ -4,7 +4,11 @@
 * Key sets are compared exactly. Missing or unexpected keys are an error that lists them, unless they match a
   named allow-list of known-harmless patterns that the adapter passes in (for example ``position_ids``
   buffers that newer transformers no longer store).
+* Tensors whose dtype cannot hold the model's weights (int8, bool or any integer where the model has floating
+  point, floating point where it has integers, complex numbers) are refused: a quantised or damaged checkpoint
+  would otherwise be cast silently into the model.
 * Every checkpoint is identified in results by its SHA-256.
+* :func:`raise_all`: an adapter that checks several files (checkpoint, tokenizer) reports every problem at once.
 """
 
 from __future__ import annotations
@@ -17,7 +21,7 @@ from pathlib import Path
 
 import torch
 
-from cxrbench.errors import CheckpointError
+from cxrbench.errors import CheckpointError, CxrBenchError, WeightsNotAvailable
 
 _SHA_CACHE: dict[tuple[str, int, int], str] = {}
 
@@ -145,6 +149,41 @@ def check_shapes(model_state: Mapping[str, torch.Tensor], ckpt: Mapping[str, tor
         )
 
 
+def check_dtypes(model_state: Mapping[str, torch.Tensor], ckpt: Mapping[str, torch.Tensor], *, adapter: str,
+                 source: str | Path) -> None:
+    """Fail naming the keys whose checkpoint dtype cannot hold the model's values (see the module docstring)."""
+    bad = []
+    for k, v in model_state.items():
+        c = ckpt.get(k)
+        if not isinstance(c, torch.Tensor):
+            continue
+        if c.is_complex() or v.is_floating_point() != c.is_floating_point():
+            bad.append(f"{k} ({str(c.dtype).removeprefix('torch.')}, model "
+                       f"{str(v.dtype).removeprefix('torch.')})")
+    if bad:
+        more = f" and {len(bad) - 5} more" if len(bad) > 5 else ""
+        raise CheckpointError(
+            f"{adapter}: checkpoint {source} holds tensors of the wrong dtype: {', '.join(bad[:5])}{more}. A "
+            "quantised (int8), boolean or damaged checkpoint cannot be loaded into this model; use the released "
+            "floating-point checkpoint")
+
+
+def raise_all(problems: Iterable[CxrBenchError], adapter: str) -> None:
+    """Raise every problem found while checking an adapter's files, at once: one of them as it is, several as
+    one error listing them all (a CheckpointError if any is one, so a bad checkpoint is never reported as
+    'weights not available' and skipped)."""
+    problems = list(problems)
+    if not problems:
+        return
+    if len(problems) == 1:
+        raise problems[0]
+    kinds = {type(p) for p in problems}
+    cls = (CheckpointError if any(issubclass(k, CheckpointError) for k in kinds) else
+           WeightsNotAvailable if kinds == {WeightsNotAvailable} else type(problems[0]))
+    text = " ".join(f"({i}) {' '.join(str(p).split())}" for i, p in enumerate(problems, start=1))
+    raise cls(f"{adapter}: {len(problems)} problems: {text}")
+
+
 def load_checked(module: torch.nn.Module, state: Mapping[str, torch.Tensor], *, adapter: str,
                  source: str | Path, allow_missing: Iterable[str] = (),
                  allow_unexpected: Iterable[str] = ()) -> None:
@@ -154,6 +193,7 @@ def load_checked(module: torch.nn.Module, state: Mapping[str, torch.Tensor], *, 
     check_keys(model_state.keys(), state.keys(), adapter=adapter, source=source,
                allow_missing=allow_missing, allow_unexpected=allow_unexpected)
     check_shapes(model_state, state, adapter=adapter, source=source)
+    check_dtypes(model_state, state, adapter=adapter, source=source)
     clean = {}
     for k, v in state.items():
         if k not in model_state:

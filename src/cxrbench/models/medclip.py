@@ -61,10 +61,16 @@ import torch
 from PIL import Image
 from torch import nn
 
-from cxrbench.errors import CheckpointError, ConfigError, WeightsNotAvailable
+from cxrbench.errors import CheckpointError, ConfigError, CxrBenchError, WeightsNotAvailable
 from cxrbench.models import sources
 from cxrbench.models.base import Encoder, ModelInfo, l2_normalise, pil_to_uint8
-from cxrbench.models.checkpoint import build_without_random_init, load_checked, load_state_file, sha256_file
+from cxrbench.models.checkpoint import (
+    build_without_random_init,
+    load_checked,
+    load_state_file,
+    raise_all,
+    sha256_file,
+)
 from cxrbench.models.hf_compat import DERIVED_BUFFERS, translate_state_dict
 from cxrbench.models.hub import split_setting
 from cxrbench.models.registry import env_var
@@ -438,9 +444,17 @@ def build(spec, device: str = "cpu", checkpoint: str | Path | None = None,
     """Build ``medclip`` / ``medclip_resnet`` from the released ``pytorch_model.bin`` and Bio_ClinicalBERT."""
     kind = _vision_kind(spec)
     path = resolve_checkpoint(spec, kind, checkpoint)
-    folder = resolve_bert_folder(spec, tokenizer)
-    tok = load_tokenizer(spec, folder)
-    state = _check_is_medclip(spec, kind, load_state_file(path, adapter=spec.name), path)
+    problems: list[CxrBenchError] = []  # a bad checkpoint and a missing tokenizer are reported together
+    try:
+        state = _check_is_medclip(spec, kind, load_state_file(path, adapter=spec.name), path)
+    except CxrBenchError as exc:
+        problems.append(exc)
+    try:
+        folder = resolve_bert_folder(spec, tokenizer)
+        tok = load_tokenizer(spec, folder)
+    except CxrBenchError as exc:
+        problems.append(exc)
+    raise_all(problems, spec.name)
 
     network = build_network(kind, state, bert_config(folder))
     translated, dropped = translate_state_dict(state, network.state_dict().keys())

@@ -23,7 +23,7 @@ import torch
 from PIL import Image
 from torch import nn
 
-from cxrbench.errors import ConfigError
+from cxrbench.errors import CheckpointError
 from cxrbench.models.base import Encoder, ModelInfo, l2_normalise, pil_to_uint8
 from cxrbench.models.checkpoint import load_checked, load_state_file, sha256_file
 from cxrbench.models.minilm import DIM as TEXT_DIM
@@ -190,8 +190,8 @@ def build(spec, device: str = "cpu", checkpoint: str | Path | None = None,
         return ReferenceEncoder(net, info, text_encoder, device)
     path = Path(checkpoint) if checkpoint else weights_path(spec.name)
     if not path.is_file():
-        raise ConfigError(f"{spec.name}: weights file {path} not found; run `cxrbench train-reference "
-                          f"--variant {spec.name}` or reinstall cxrbench")
+        raise CheckpointError(f"{spec.name}: weights file {path} not found; run `cxrbench train-reference "
+                              f"--variant {spec.name}`, reinstall cxrbench, or fix --checkpoint {spec.name}=PATH")
     state = load_state_file(path, adapter=spec.name)
     meta = read_metadata(path) if path.suffix == ".safetensors" else {}
     config = json.loads(meta.get("config", "{}")) or None

@@ -10,9 +10,9 @@ from cxrbench.io import atomic_path
 
 PAPER_KS = (5, 10, 20, 30, 50, 100)
 CSV_FIELDS = (
-    "run_id", "dataset", "split", "policy", "model", "checkpoint_sha256", "corruption", "level", "seed", "direction",
-    "k", "value", "ci95_low", "ci95_high", "chance", "mean_rank", "median_rank", "n_queries", "n_gallery", "precision",
-    "device", "code_version", "wall_time_s",
+    "run_id", "dataset", "split", "policy", "model", "checkpoint_sha256", "corruption", "level", "achieved_level",
+    "seed", "direction", "k", "value", "ci95_low", "ci95_high", "chance", "mean_rank", "median_rank", "n_queries",
+    "n_gallery", "precision", "device", "code_version", "wall_time_s",
     # study-level statistics (cxrbench.stats), after the original columns
     "n_studies", "ci95_study_low", "ci95_study_high", "retention", "retention_ci95_low", "retention_ci95_high",
     "auc", "auc_ci95_low", "auc_ci95_high", "auc_retention", "auc_retention_ci95_low", "auc_retention_ci95_high",
