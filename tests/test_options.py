@@ -108,7 +108,7 @@ def test_model_options_load_modules_list_yaml_models_and_allow_remote_code(tmp_p
     assert list(cfg.models) == ["mine", "random_too"] and trust_remote_code_allowed()
     with pytest.raises(ConfigError, match="unknown model 'mine'"):
         _parse(["--models", "mine"])  # without --models-config (and $CXRBENCH_MODELS) it is not defined
-    with pytest.raises(ConfigError, match=r"nope\.py is not a \.py file"):
+    with pytest.raises(ConfigError, match=r"nope\.py does not exist"):
         _parse(["--model-module", str(tmp_path / "nope.py")])
 
 

@@ -16,7 +16,8 @@ import pytest
 
 from reliability_harness import PYTHON, QUICK, SWEEP, comparable_records, leftovers, run_cli, subprocess_env
 
-RESULT_FILES = {"records.jsonl", "results.csv", "table.md", "recall_pixels.png", "run.json", "ranks.pt"}
+RESULT_FILES = {"records.jsonl", "results.csv", "table.md", "recall_pixels.png", "run.json", "ranks.pt", "examples.npz",
+                "report.html"}
 
 
 def sweep(manifest: Path, out: Path, *extra: str) -> list[str]:

@@ -36,7 +36,8 @@ P_VALUE_RULE = ("two-sided paired bootstrap p = min(1, 2 min((1 + #{d_b <= 0}) /
 def read_run(run_dir: str | Path) -> dict:
     path = Path(run_dir) / "run.json"
     if not path.is_file():
-        raise DataError(f"{path} not found: give a results folder written by `cxrbench run`")
+        # a wrong folder on the command line is a usage error (exit 2), as for `thresholds --from`
+        raise ConfigError(f"{path} not found: give a results folder written by `cxrbench run`")
     return json.loads(path.read_text())
 
 

@@ -23,7 +23,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from cxrbench.errors import DataError
+from cxrbench.errors import ConfigError, DataError
 from cxrbench.io import atomic_path
 from cxrbench.results import SweepResult
 from cxrbench.retrieval import TargetRanks
@@ -61,7 +61,8 @@ def load_ranks(path: str | Path) -> RunRanks:
     """Read ``ranks.pt``; a file from before query studies were saved is a :class:`DataError` saying so."""
     path = Path(path)
     if not path.is_file():
-        raise DataError(f"{path} not found: give a results folder written by `cxrbench run`")
+        # a wrong folder on the command line is a usage error (exit 2), as for `thresholds --from`
+        raise ConfigError(f"{path} not found: give a results folder written by `cxrbench run`")
     raw = torch.load(path, weights_only=True)
     ranks, query_studies = {}, {}
     for key, value in raw.items():

@@ -10,10 +10,12 @@ from cxrbench.io import atomic_path
 
 PAPER_KS = (5, 10, 20, 30, 50, 100)
 CSV_FIELDS = (
-    "run_id", "dataset", "split", "policy", "model", "checkpoint_sha256", "corruption", "level", "achieved_level",
-    "seed", "direction", "k", "value", "ci95_low", "ci95_high", "chance", "mean_rank", "median_rank", "n_queries",
-    "n_gallery", "precision", "device", "code_version", "wall_time_s",
-    # study-level statistics (cxrbench.stats), after the original columns
+    "run_id", "dataset", "split", "policy", "model", "checkpoint_sha256", "corruption", "level", "seed", "direction",
+    "k", "value", "ci95_low", "ci95_high", "chance", "mean_rank", "median_rank", "n_queries", "n_gallery", "precision",
+    "device", "code_version", "wall_time_s",
+    # added later, after the original columns so that readers of the old layout keep working: the occlusion level
+    # achieved in the model's frame, and the study-level statistics (cxrbench.stats)
+    "achieved_level",
     "n_studies", "ci95_study_low", "ci95_study_high", "retention", "retention_ci95_low", "retention_ci95_high",
     "auc", "auc_ci95_low", "auc_ci95_high", "auc_retention", "auc_retention_ci95_low", "auc_retention_ci95_high",
 )
