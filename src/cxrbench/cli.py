@@ -119,6 +119,22 @@ def cmd_compare(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_diff(args: argparse.Namespace) -> int:
+    from cxrbench.report.diff import diff_runs, format_markdown, gate, summary_line, write_diff
+
+    report = diff_runs(args.base, args.new, alpha=args.alpha, tolerance=args.tolerance, bootstrap=args.bootstrap,
+                       force=args.force)
+    failed, empty = gate(report, args.fail_on)
+    table = format_markdown(report)
+    if table:
+        print(table, end="")
+    path = write_diff(report, args.out or Path(args.new) / "diff.json")
+    print(f"cxrbench: diff: {summary_line(report, args.fail_on)}; wrote {path}", file=sys.stderr)
+    if empty:
+        print(f"cxrbench: diff: {empty}", file=sys.stderr)
+    return 1 if failed or empty else 0
+
+
 def cmd_report(args: argparse.Namespace) -> int:
     from cxrbench.report.html import write_report
 
@@ -301,6 +317,24 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--bootstrap", type=int, default=None,
                    help="study resamples (default: the run's --bootstrap, so intervals match its records)")
     c.set_defaults(fn=cmd_compare)
+
+    df = sub.add_parser("diff", parents=[common],
+                        help="what moved between two results folders (NEW - BASE, paired study bootstrap); "
+                             "writes diff.json; the regression gate of a nightly run")
+    df.add_argument("base", help="results folder of the earlier run (the baseline)")
+    df.add_argument("new", help="results folder of the later run")
+    df.add_argument("--alpha", type=float, default=0.05, help="1 - interval coverage (default 0.05: 95%%)")
+    df.add_argument("--tolerance", type=float, default=0.0,
+                    help="a change must clear this much (recall units, 0.01 = 1 point) with its whole interval to "
+                         "be flagged (default 0)")
+    df.add_argument("--bootstrap", type=int, default=None,
+                    help="study resamples (default: BASE's --bootstrap, else 1000)")
+    df.add_argument("--fail-on", choices=["regression", "never"], default="never",
+                    help="regression: exit 1 when a metric regressed (or when nothing could be tested)")
+    df.add_argument("--force", action="store_true",
+                    help="compare although the dataset fingerprint, seed or protocol differ")
+    df.add_argument("--out", default=None, help="where to write diff.json (default NEW/diff.json)")
+    df.set_defaults(fn=cmd_diff)
 
     rp = sub.add_parser("report", parents=[common], help="write report.html (one self-contained page) for a results folder")
     rp.add_argument("run", help="results folder of `cxrbench run`")
