@@ -201,6 +201,10 @@ def test_bad_arguments_are_usage_errors(nightly_runs, tmp_path, capsys):
         assert rc == 2 and message in err, err
     rc, _, err, _ = _diff(capsys, tmp_path / "missing", nightly_runs["same"])
     assert rc == 2 and "run.json not found" in err
+    damaged = _copy(nightly_runs["base"], tmp_path / "damaged")
+    (damaged / "ranks.pt").write_bytes(b"not a torch file")
+    rc, _, err, _ = _diff(capsys, damaged, nightly_runs["same"])
+    assert rc == 1 and "ranks.pt: cannot read the ranks" in err and len(err.strip().splitlines()) == 1
 
 
 def test_forced_over_other_queries_is_not_paired(nightly_runs, tmp_path, capsys):

@@ -198,7 +198,7 @@ def diff_runs(base_dir: str | Path, new_dir: str | Path, alpha: float = 0.05, to
     if missing:
         untested_reason = f"no ranks.pt in {' and '.join(missing)}"
     else:
-        ranks = (load_ranks(base_dir / "ranks.pt"), load_ranks(new_dir / "ranks.pt"))
+        ranks = (_ranks(base_dir), _ranks(new_dir))
         untested_reason = _same_queries(*ranks)
         if untested_reason is not None:
             ranks = None
@@ -235,6 +235,17 @@ def diff_runs(base_dir: str | Path, new_dir: str | Path, alpha: float = 0.05, to
         "only_in_base": _count(only_base, base), "only_in_new": _count(only_new, new),
         "context": context, "summary": summary, "rows": rows,
     }
+
+
+def _ranks(run_dir: Path) -> RunRanks:
+    path = run_dir / "ranks.pt"
+    try:
+        return load_ranks(path)
+    except (ConfigError, DataError):
+        raise
+    except Exception as exc:  # torch.load on a damaged file: pickle, zip or tensor errors
+        raise DataError(f"{path}: cannot read the ranks ({type(exc).__name__}: {exc}); the file is damaged: run "
+                        "the sweep again, or remove ranks.pt to compare without intervals") from None
 
 
 def _count(keys: set, records: dict[tuple, dict]) -> dict:
