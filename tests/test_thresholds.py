@@ -139,8 +139,11 @@ def test_thresholds_gate_only_their_own_evaluation_set(tmp_path):
     assert f"are for evaluation set {FP}" in why and f"these records are of {OTHER_FP}" in why
     with pytest.raises(ConfigError, match="must not gate another evaluation set"):
         thresholds.update(loaded, [other])
-    # records without a fingerprint (an older run) are not gated by thresholds that have one
-    assert thresholds.check([{k: v for k, v in same.items() if k != "dataset_fingerprint"}], loaded) == ([], 0)
+    # records without a fingerprint (an older run) are not gated by thresholds that have one, nor update them
+    older = {k: v for k, v in same.items() if k != "dataset_fingerprint"}
+    assert thresholds.check([older], loaded) == ([], 0)
+    with pytest.raises(ConfigError, match="carry no dataset fingerprint"):
+        thresholds.update(loaded, [older])
 
 
 @pytest.mark.parametrize("body, message", [

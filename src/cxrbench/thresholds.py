@@ -435,7 +435,11 @@ def _merge_evaluation_sets(th: Thresholds, records: Sequence[dict]) -> None:
     for key, entry in found.items():
         stored = th.evaluation_sets.get(key)
         if entry["fingerprint"] is None:
-            continue  # records from before fingerprints: nothing to record or compare
+            if stored is not None and th.get(key):
+                raise ConfigError(f"the thresholds of {key} were stored for evaluation set {_describe_set(stored)}; "
+                                  "these records carry no dataset fingerprint (written by an older cxrbench), so "
+                                  "they cannot be shown to be of the same set: run the sweep again")
+            continue  # records from before fingerprints, for a key without one: nothing to record or compare
         if stored is not None and stored.get("fingerprint") != entry["fingerprint"] and th.get(key):
             raise ConfigError(f"the thresholds of {key} were stored for evaluation set {_describe_set(stored)}; "
                               f"these records are of {_describe_set(entry)}. A threshold must not gate another "
