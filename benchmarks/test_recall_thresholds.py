@@ -23,6 +23,8 @@ def test_recall_at_or_above_thresholds(case, sweeps, stored_thresholds):
     summary = ", ".join(f"{d} R@10={m['recall'].get(10, float('nan')):.3f}" for d, m in level.metrics.items())
     if checked == 0:
         where = f"{result.dataset['name']}/{result.dataset['split']}"
+        other = thresholds.other_evaluation_sets(recs, stored_thresholds)  # stored, but for another evaluation set
+        where += f" for this evaluation set ({other[0]})" if other else ""
         pytest.skip(f"{case.id}: no thresholds stored for {where} ({summary}); "
                     "store them with `cxrbench run ... && cxrbench thresholds update --from results/<run>`")
     assert not failures, "below thresholds.yaml:\n" + "\n".join(

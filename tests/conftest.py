@@ -22,6 +22,15 @@ def _isolated_cache(tmp_path_factory, monkeypatch):
     monkeypatch.setattr(prepared, "cache_root", lambda: root)
 
 
+@pytest.fixture(scope="session")
+def nightly_runs(tmp_path_factory):
+    """Three results folders for `cxrbench diff` and the nightly steps: base, the same run again, and a run with
+    perturbed reference weights (tests/nightly_runs.py)."""
+    from nightly_runs import make_runs
+
+    return make_runs(tmp_path_factory.mktemp("nightly-runs"))
+
+
 @pytest.fixture
 def isolated_registry():
     """Whatever a test registers, loads or allows is forgotten afterwards (model registry, --model-module files,

@@ -75,7 +75,8 @@ def cmd_run(args: argparse.Namespace) -> int:
         for f in failures:
             print(f"BELOW THRESHOLD {f['model']} {f['corruption']} {f['level']:g} {f['direction']} R@{f['k']}: "
                   f"{f['value']:.4f} < {f['threshold']:.4f}", file=sys.stderr)
-        empty = thresholds.gate_summary(checked, recs, args.allow_empty)
+        _note_other_sets(recs, gate, checked)
+        empty = thresholds.gate_summary(checked, recs, args.allow_empty, th=gate)
         if empty:
             print(f"cxrbench: thresholds: {empty}", file=sys.stderr)
             return 1
@@ -88,25 +89,64 @@ def cmd_thresholds(args: argparse.Namespace) -> int:
     from cxrbench import thresholds
 
     if args.action == "update":
-        th = thresholds.load(args.file, missing_ok=True)
-        recs = thresholds.read_records(args.source)
-        models = options.csv(args.models) if args.models else None
-        th = thresholds.update(th, recs, args.margin, models=models)
-        thresholds.save(th, args.file, source=str(args.source), margin=args.margin)
-        print(f"wrote {args.file} from {len(recs)} records (margin {args.margin})")
-        return 0
+        return _update_thresholds(args)
     stored = thresholds.load(args.file)
     recs = thresholds.read_records(args.source)
     failures, checked = thresholds.check(recs, stored)
     for f in failures:
         print(f"BELOW {f['model']} {f['corruption']} {f['level']:g} {f['direction']} R@{f['k']}: "
               f"{f['value']:.4f} < {f['threshold']:.4f}")
-    empty = thresholds.gate_summary(checked, recs, args.allow_empty)
+    _note_other_sets(recs, stored, checked)
+    empty = thresholds.gate_summary(checked, recs, args.allow_empty, th=stored)
     if empty:
         print(f"cxrbench: thresholds: {empty}", file=sys.stderr)
         return 1
     print(f"{checked - len(failures)}/{checked} records at or above their thresholds")
     return 1 if failures else 0
+
+
+def _note_other_sets(recs: list[dict], stored: dict, checked: int) -> None:
+    """A note per dataset/split whose thresholds were stored for another evaluation set (when the gate still
+    checked something; otherwise the gate's failure names them)."""
+    from cxrbench import thresholds
+
+    if checked:
+        for line in thresholds.other_evaluation_sets(recs, stored):
+            print(f"cxrbench: note: not gated: {line}", file=sys.stderr)
+
+
+def _update_thresholds(args: argparse.Namespace) -> int:
+    from cxrbench import thresholds
+
+    th = thresholds.load(args.file, missing_ok=True)
+    recs = thresholds.read_records(args.source)
+    models = options.csv(args.models) if args.models else None
+    plan = thresholds.plan_update(th, recs, tolerance=args.tolerance, margin=args.margin, models=models,
+                                  ratchet=args.ratchet, allow_lower=args.allow_lower)
+    if plan.refused and not args.ratchet:
+        shown = "; ".join(str(c) for c in plan.refused[:3])
+        raise ConfigError(f"this update would lower {len(plan.refused)} stored threshold(s) of {args.file} (e.g. "
+                          f"{shown}); nothing written. Lowering hides a regression: pass --allow-lower to lower "
+                          "them deliberately (each is listed), or --ratchet to keep them and raise only where the "
+                          "run is significantly better")
+    command = " ".join(["cxrbench thresholds update --from", str(args.source),
+                        f"--margin {args.margin:g}" if args.margin is not None else f"--tolerance {args.tolerance:g}",
+                        *(["--ratchet"] if args.ratchet else []), *(["--allow-lower"] if args.allow_lower else []),
+                        *([f"--models {args.models}"] if args.models else [])])
+    thresholds.save(plan.thresholds, args.file, source=str(args.source), margin=args.margin, plan=plan,
+                    command=command)
+    print(f"wrote {args.file}: {plan.method}; none at or below chance")
+    print(f"  from {plan.records} records of {args.source}: {plan.derived} gave a threshold, {plan.left_out_text()}")
+    print(f"  {plan.counts_text()}")
+    for c in plan.lowered:
+        print(f"  lowered (--allow-lower): {c}")
+    if args.ratchet:
+        for c in plan.raised:
+            print(f"  raised (significantly better): {c}")
+    if plan.refused:
+        print(f"  not lowered: {len(plan.refused)} stored threshold(s) above what this run gives (pass --allow-lower "
+              "to lower them), e.g. " + "; ".join(str(c) for c in plan.refused[:3]))
+    return 0
 
 
 def cmd_compare(args: argparse.Namespace) -> int:
@@ -117,6 +157,22 @@ def cmd_compare(args: argparse.Namespace) -> int:
     print(format_table(report))
     print(f"wrote {write_compare(report, args.run)}")
     return 0
+
+
+def cmd_diff(args: argparse.Namespace) -> int:
+    from cxrbench.report.diff import diff_runs, format_markdown, gate, summary_line, write_diff
+
+    report = diff_runs(args.base, args.new, alpha=args.alpha, tolerance=args.tolerance, bootstrap=args.bootstrap,
+                       force=args.force)
+    failed, empty = gate(report, args.fail_on)
+    table = format_markdown(report)
+    if table:
+        print(table, end="")
+    path = write_diff(report, args.out or Path(args.new) / "diff.json")
+    print(f"cxrbench: diff: {summary_line(report, args.fail_on)}; wrote {path}", file=sys.stderr)
+    if empty:
+        print(f"cxrbench: diff: {empty}", file=sys.stderr)
+    return 1 if failed or empty else 0
 
 
 def cmd_report(args: argparse.Namespace) -> int:
@@ -302,6 +358,24 @@ def build_parser() -> argparse.ArgumentParser:
                    help="study resamples (default: the run's --bootstrap, so intervals match its records)")
     c.set_defaults(fn=cmd_compare)
 
+    df = sub.add_parser("diff", parents=[common],
+                        help="what moved between two results folders (NEW - BASE, paired study bootstrap); "
+                             "writes diff.json; the regression gate of a nightly run")
+    df.add_argument("base", help="results folder of the earlier run (the baseline)")
+    df.add_argument("new", help="results folder of the later run")
+    df.add_argument("--alpha", type=float, default=0.05, help="1 - interval coverage (default 0.05: 95%%)")
+    df.add_argument("--tolerance", type=float, default=0.0,
+                    help="a change must clear this much (recall units, 0.01 = 1 point) with its whole interval to "
+                         "be flagged (default 0)")
+    df.add_argument("--bootstrap", type=int, default=None,
+                    help="study resamples (default: BASE's --bootstrap, else 1000)")
+    df.add_argument("--fail-on", choices=["regression", "never"], default="never",
+                    help="regression: exit 1 when a metric regressed (or when nothing could be tested)")
+    df.add_argument("--force", action="store_true",
+                    help="compare although the dataset fingerprint, seed or protocol differ")
+    df.add_argument("--out", default=None, help="where to write diff.json (default NEW/diff.json)")
+    df.set_defaults(fn=cmd_diff)
+
     rp = sub.add_parser("report", parents=[common], help="write report.html (one self-contained page) for a results folder")
     rp.add_argument("run", help="results folder of `cxrbench run`")
     rp.add_argument("--models", default=None, help="models to compare pairwise (default: all)")
@@ -313,7 +387,16 @@ def build_parser() -> argparse.ArgumentParser:
                        parents=[common])
     t.add_argument("action", choices=["update", "check"])
     t.add_argument("--from", dest="source", required=True, help="results folder (with records.jsonl)")
-    t.add_argument("--margin", type=float, default=0.02, help="threshold = value - margin (absolute)")
+    t.add_argument("--tolerance", type=float, default=0.01,
+                   help="update: threshold = lower end of the record's 95%% study-bootstrap interval - tolerance "
+                        "(absolute; default 0.01); none at or below chance")
+    t.add_argument("--margin", type=float, default=None,
+                   help="update: the older rule instead, threshold = value - margin (absolute; no interval needed)")
+    t.add_argument("--ratchet", action="store_true",
+                   help="update: raise a stored threshold only where the run is significantly better (its study "
+                        "lower bound above threshold + tolerance); keep the others")
+    t.add_argument("--allow-lower", action="store_true",
+                   help="update: allow lowering (or removing) stored thresholds; each one is listed")
     t.add_argument("--file", default="thresholds.yaml")
     t.add_argument("--models", default=None, help="only these models (comma-separated)")
     t.add_argument("--allow-empty", action="store_true", help="check: pass when no stored threshold applies")

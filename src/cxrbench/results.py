@@ -109,6 +109,7 @@ def records(result: SweepResult, run_id: str = "") -> list[dict]:
     ``retention`` is the value over the clean (level 0) value; ``auc`` / ``auc_retention`` (the same in every
     record of one model, corruption, direction and k) are the normalised areas under the recall and retention
     curves over ``auc_range``. The study fields are None where the sweep did not compute them.
+    ``dataset_fingerprint`` identifies the evaluation set (:mod:`cxrbench.fingerprint`).
     """
     cfg = result.config
     out = []
@@ -158,5 +159,6 @@ def records(result: SweepResult, run_id: str = "") -> list[dict]:
                     "auc_retention": m.get("auc_retention", {}).get(k),
                     "auc_retention_ci95": _pair(m.get("auc_retention_ci95", {}).get(k)),
                     "auc_range": m.get("auc_range"),
+                    "dataset_fingerprint": result.dataset.get("fingerprint"),
                 })
     return out

@@ -30,6 +30,7 @@ from cxrbench.embed_cache import EmbeddingCache, chunk_keys
 from cxrbench.engine import embed_images, embed_texts, image_chunks, to_channels_last
 from cxrbench.errors import WeightsNotAvailable
 from cxrbench.examples import ExampleImages
+from cxrbench.fingerprint import dataset_fingerprint
 from cxrbench.models import Encoder, load_model
 from cxrbench.prepared import Prepared, prepare
 from cxrbench.provenance import device_description, environment, resolve_device
@@ -117,7 +118,8 @@ def _achieved_levels(corruption, levels, frame: tuple[int, int]) -> dict[float, 
 def _new_result(cfg: SweepConfig, prep: Prepared, device: torch.device) -> SweepResult:
     dataset = prep.dataset
     summary = {"name": dataset.name, "split": dataset.split, "policy": dataset.policy, **prep.summary(),
-               "provenance": dataset.provenance, "bad_images": prep.bad_images}
+               "provenance": dataset.provenance, "bad_images": prep.bad_images,
+               "fingerprint": dataset_fingerprint(dataset)}
     rank, size = distributed.world()
     return SweepResult(config=cfg, dataset=summary, device=device_description(device), environment=environment(),
                        rank=rank, world_size=size)
