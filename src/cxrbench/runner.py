@@ -5,7 +5,9 @@ This module only orchestrates; each step is owned elsewhere (docs/architecture.m
 * :mod:`cxrbench.config` checks the options; :mod:`cxrbench.prepared` loads the dataset, merges identical texts
   into one gallery entry and decodes each image once per geometry (``Encoder.geometry_key``), kept as uint8.
 * :mod:`cxrbench.engine` embeds the texts once per model (they do not depend on the corruption) and the images at
-  every level, occlusion randomness drawn once per batch, sharded over torch.distributed ranks.
+  every level of each corruption (occlusion modes and severity families alike, through their ``prepare`` /
+  ``apply``), the corruption's randomness drawn once per batch, sharded over torch.distributed ranks;
+  :mod:`cxrbench.mask_geometry` brings the dataset's lung masks into each model's frame for ``lungs(masks)``.
 * :mod:`cxrbench.embed_cache` keeps image embeddings on disk per (model checkpoint, corruption, level, seed,
   precision, chunk of studies), written as each chunk finishes, so an interrupted or repeated run resumes where it
   stopped and loses at most the chunk in progress.
@@ -28,8 +30,9 @@ from cxrbench.config import SweepConfig
 from cxrbench.data import Dataset
 from cxrbench.embed_cache import EmbeddingCache, chunk_keys
 from cxrbench.engine import embed_images, embed_texts, image_chunks, to_channels_last
-from cxrbench.errors import WeightsNotAvailable
+from cxrbench.errors import ConfigError, WeightsNotAvailable
 from cxrbench.examples import ExampleImages
+from cxrbench.mask_geometry import MaskGeometry
 from cxrbench.models import Encoder, load_model
 from cxrbench.prepared import Prepared, prepare
 from cxrbench.provenance import device_description, environment, resolve_device
@@ -59,7 +62,13 @@ def run_sweep(cfg: SweepConfig, progress: bool = True, dataset: Dataset | None =
     result.query_studies = stats.direction_query_studies(prep.image_study, prep.image_text, n_studies,
                                                          len(prep.unique_texts))
     resamples = stats.StudyResamples(n_studies, cfg.bootstrap, cfg.seed)  # one set for every model and level
-    examples = ExampleImages(prep, cfg.seed) if rank == 0 else None
+    masks = MaskGeometry(prep)
+    corruptions = [cfg.corruption(name, lung_masks=masks.available) for name in cfg.corruptions]
+    for name, corr in zip(cfg.corruptions, corruptions):
+        if corr.uses_masks and not masks.available:
+            raise ConfigError(f"{name} needs per-image lung masks and this dataset has none; pass --data-option "
+                              "lung_masks=DIR, or use 'lungs' (the fixed template)")
+    examples = ExampleImages(prep, cfg.seed, masks=masks) if rank == 0 else None
     for name in cfg.models:
         encoder = _load_encoder(name, cfg, device, encoders, result)
         if encoder is None:  # weights not configured: the reason is in result.skipped
@@ -72,31 +81,33 @@ def run_sweep(cfg: SweepConfig, progress: bool = True, dataset: Dataset | None =
                                  context=f"model {model}")
         result.timings.model(model).texts_s = time.perf_counter() - t0
         frame = prep.frame_size(encoder)
-        for cname in cfg.corruptions:
-            occ = corruption_registry.get(cname, fill=cfg.fill, patch_size=cfg.patch_size)
-            achieved = _achieved_levels(occ, cfg.levels, frame)  # a mislabelled level: an error before compute
-            keys = chunk_keys(encoder, prep, occ, cfg, image_chunks(encoder, prep, cfg))
+        for corr in corruptions:
+            cname, levels = corr.name, cfg.levels_for(corr)
+            achieved = _achieved_levels(corr, levels, frame)  # a mislabelled level: an error before compute
+            keys = chunk_keys(encoder, prep, corr, cfg, image_chunks(encoder, prep, cfg), levels,
+                              lung_masks=masks.source() if corr.uses_masks else None)
             cached = cache.read_chunks(keys)
             t0 = time.perf_counter()
             embeddings, geometry_s = embed_images(
-                encoder, prep, occ, cfg.levels, image_keys, device, cfg, progress, cached=cached,
-                on_chunk=lambda c, embs, keys=keys: cache.write_chunk(keys, c, embs))
+                encoder, prep, corr, levels, image_keys, device, cfg, progress, cached=cached,
+                on_chunk=lambda c, embs, keys=keys: cache.write_chunk(keys, c, embs),
+                lung_masks=lambda indices, encoder=encoder: masks.masks(encoder, indices, progress))
             if embeddings is None:  # not rank 0: rank 0 scores and writes
                 continue
             embed_s = time.perf_counter() - t0
-            scores, score_times = _score(embeddings, text_emb, labels, cfg, device, prep.image_ids,
+            scores, score_times = _score(embeddings, levels, text_emb, labels, cfg, device, prep.image_ids,
                                          context=f"model {model}, {cname}")
             t1 = time.perf_counter()
             _add_study_statistics(scores, result.query_studies, cfg, resamples)
             stats_s = time.perf_counter() - t1
             if examples is not None:
-                examples.add(encoder, occ, list(scores))
-            computed = {lv: sum(1 for ck in keys if ck[1] == lv and ck not in cached) for lv in cfg.levels}
-            for lv in cfg.levels:  # a level's wall time: its share of the embedding time, plus its scoring
+                examples.add(encoder, corr, list(scores))
+            computed = {lv: sum(1 for ck in keys if ck[1] == lv and ck not in cached) for lv in levels}
+            for lv in levels:  # a level's wall time: its share of the embedding time, plus its scoring
                 share = embed_s * computed[lv] / max(1, sum(computed.values()))
-                result.levels.append(LevelResult(model, cname, occ.params(), lv, scores[lv],
+                result.levels.append(LevelResult(model, cname, corr.params(), lv, scores[lv],
                                                  wall_time_s=share + score_times[lv], cached=computed[lv] == 0,
-                                                 achieved_level=achieved.get(lv)))
+                                                 achieved_level=achieved.get(lv), level_kind=corr.level_kind))
             stage = result.timings.stage(model, cname)
             stage.geometry_s, stage.embed_s = geometry_s, embed_s - geometry_s
             stage.score_s = sum(score_times.values()) + stats_s
@@ -108,10 +119,13 @@ def run_sweep(cfg: SweepConfig, progress: bool = True, dataset: Dataset | None =
 
 
 def _achieved_levels(corruption, levels, frame: tuple[int, int]) -> dict[float, float | None]:
-    """``{level: fraction actually blocked}`` in the model's frame, for corruptions that can say
-    (``Occlusion.check_achieved``: a ConfigError when a level is more than the tolerance off); else {}."""
+    """``{level: fraction actually blocked}`` in the model's frame, for occlusion (``Occlusion.check_achieved``:
+    a ConfigError when a level is more than the tolerance off); {} for the severity families, whose levels are
+    not fractions."""
     check = getattr(corruption, "check_achieved", None)
-    return check(levels, *frame) if check is not None else {}
+    if corruption.level_kind != "fraction" or check is None:
+        return {}
+    return check(levels, *frame)
 
 
 def _new_result(cfg: SweepConfig, prep: Prepared, device: torch.device) -> SweepResult:
@@ -138,12 +152,13 @@ def _load_encoder(name: str, cfg: SweepConfig, device: torch.device, encoders: d
     return encoder
 
 
-def _score(embeddings: dict[float, torch.Tensor], text_emb: torch.Tensor, labels: torch.Tensor, cfg: SweepConfig,
-           device: torch.device, image_ids: list[str], context: str) -> tuple[dict[float, dict], dict[float, float]]:
+def _score(embeddings: dict[float, torch.Tensor], levels, text_emb: torch.Tensor, labels: torch.Tensor,
+           cfg: SweepConfig, device: torch.device, image_ids: list[str],
+           context: str) -> tuple[dict[float, dict], dict[float, float]]:
     """Recall@k, ranks and bootstrap intervals at every level, and the seconds each level took; non-finite image
     embeddings are an error naming the images and the level."""
     scores, seconds = {}, {}
-    for lv in cfg.levels:
+    for lv in levels:
         t0 = time.perf_counter()
         metrics.check_finite(embeddings[lv], "image", ids=image_ids, context=f"{context} level {lv:g}")
         scores[lv] = metrics.retrieval_metrics(embeddings[lv].to(device), text_emb.to(device), labels.to(device),
