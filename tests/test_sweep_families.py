@@ -183,10 +183,22 @@ def test_lungs_with_masks_blocks_only_the_mask_and_is_recorded_so(tiny_dataset, 
 # --- records, cache, tables -----------------------------------------------------------------------------------
 
 
-def test_a_mixed_sweep_records_every_family_with_its_kind_and_resumes_from_the_cache(tiny_dataset, random_encoder):
+def test_a_mixed_sweep_records_every_family_with_its_kind_and_resumes_from_the_cache(tiny_dataset, random_encoder,
+                                                                                     monkeypatch):
+    import cxrbench.engine as engine
+
+    embedded = []
+    original = engine.embed_levels
+
+    def counting(*args, on_batch=None, **kwargs):
+        return original(*args, on_batch=lambda n: (embedded.append(n), on_batch and on_batch(n)), **kwargs)
+
+    monkeypatch.setattr(engine, "embed_levels", counting)
     cfg = SweepConfig(models=["random"], corruptions=["center", "motion_blur", "jpeg"],
                       levels={"fraction": (0.0, 0.36), "severity": (0, 2, 5)}, bootstrap=20, device="cpu")
     first = run_sweep(cfg, progress=False, dataset=tiny_dataset, encoders={"random": random_encoder})
+    # the clean level is embedded once for all three corruptions: 2 + 2 + 2 levels of the 7 images, not 2 + 3 + 3
+    assert sum(embedded) == 7 * 6 and not any(lr.cached for lr in first.levels)
     recs = records(first)
     kinds = {(r["corruption"], r["level"], r["level_kind"], r["corruption_params"]["family"]) for r in recs}
     assert kinds == {("center", 0.0, "fraction", "occlusion"), ("center", 0.36, "fraction", "occlusion"),
@@ -195,10 +207,11 @@ def test_a_mixed_sweep_records_every_family_with_its_kind_and_resumes_from_the_c
     assert {r["achieved_level"] for r in recs if r["level_kind"] == "severity"} == {None}
     assert {tuple(r["auc_range"]) for r in recs if r["corruption"] == "jpeg"} == {(0, 5)}
     # the clean level is the same images whatever the corruption
-    clean = {lr.corruption: lr.metrics["image_to_text"]["recall"] for lr in first.levels if lr.level == 0}
+    clean = {lr.corruption: lr.metrics["image_to_text"]["ranks"] for lr in first.levels if lr.level == 0}
     assert clean["center"] == clean["motion_blur"] == clean["jpeg"]
+    embedded.clear()
     again = run_sweep(cfg, progress=False, dataset=tiny_dataset, encoders={"random": random_encoder})
-    assert all(lr.cached for lr in again.levels)
+    assert all(lr.cached for lr in again.levels) and embedded == []
     assert [lr.metrics["text_to_image"]["ranks"] for lr in again.levels] == [
         lr.metrics["text_to_image"]["ranks"] for lr in first.levels]
     table = markdown_tables(recs)
@@ -215,3 +228,16 @@ def test_corruptions_command_lists_every_family_with_its_severities(capsys):
     assert len(families) == len(corruptions.SEVERITY_FAMILIES) >= 15
     assert "motion_blur      radius_sigma    (10, 3)" in out and "jpeg             quality         50" in out
     assert "lungs(masks)" in out and "lungs(template)" in out
+
+
+def test_a_protocols_levels_are_the_occlusion_levels(tmp_path):
+    """``--protocol paper`` fixes the occlusion levels; severity families beside it (the pytest suite's default
+    corruptions include some) keep theirs, and a per-kind --levels is compared on its fraction part."""
+    base = ["--protocol", "paper", "--root", str(tmp_path)]
+    assert _parse(base).levels == PAPER_LEVELS
+    assert _parse([*base, "--corruption", "pixels,jpeg"]).levels == {"fraction": PAPER_LEVELS,
+                                                                      "severity": (0, 1, 2, 3, 4, 5)}
+    assert _parse([*base, "--corruption", "pixels,jpeg", "--levels", "severity=0,3"]).levels == {
+        "fraction": PAPER_LEVELS, "severity": (0, 3)}
+    with pytest.raises(ConfigError, match="protocol 'paper' fixes levels"):
+        _parse([*base, "--corruption", "pixels,jpeg", "--levels", "fraction=0,0.5;severity=0,3"])

@@ -3,9 +3,10 @@
 :data:`SWEEP_OPTIONS` is the table; :func:`add_sweep_options` adds it to an ``argparse`` parser or a pytest option
 group (both take the same keywords), and :func:`sweep_config` turns the parsed values into a checked
 :class:`~cxrbench.config.SweepConfig`. An option left unset (None) takes the SweepConfig default, so defaults
-live in one place. The pytest plugin keeps two defaults of its own on purpose (:data:`PYTEST_DEFAULTS`):
-``--models all`` (every registered model; models without weights skip) and ``--bootstrap 0`` (the gate compares
-point values, and intervals would cost minutes).
+live in one place. The pytest plugin keeps three defaults of its own on purpose (:data:`PYTEST_DEFAULTS`):
+``--models all`` (every registered model; models without weights skip), ``--bootstrap 0`` (the gate compares
+point values, and intervals would cost minutes) and ``--corruption`` :data:`PYTEST_CORRUPTIONS` (a
+representative set that keeps CI within its time; ``all`` for a nightly run).
 
 This module imports nothing heavy, so the command line stays quick to start.
 """
@@ -84,7 +85,11 @@ SWEEP_OPTIONS: tuple[Option, ...] = (
 )
 
 #: the pytest plugin's own defaults (see the module docstring)
-PYTEST_DEFAULTS: dict[str, Any] = {"models": ALL_MODELS, "bootstrap": 0}
+#: the pytest suite's corruptions: one structured occlusion mode (with per-image lung masks), one blur and one
+#: digital artefact beside the paper's pixel occlusion, so CI stays within its time (``--corruption all`` for a
+#: nightly run; docs/corruptions.md, "In a sweep")
+PYTEST_CORRUPTIONS = "pixels,lungs,motion_blur,jpeg"
+PYTEST_DEFAULTS: dict[str, Any] = {"models": ALL_MODELS, "bootstrap": 0, "corruption": PYTEST_CORRUPTIONS}
 
 
 #: the loader options alone (``cxrbench datasets describe``, ``cxrbench bench``)
@@ -292,10 +297,25 @@ def _with_protocol(name: str, kwargs: dict[str, Any], dataset_options: dict) -> 
     from cxrbench.config import SweepConfig
     from cxrbench.protocols import apply_protocol
 
-    merged = apply_protocol(name, {**kwargs, "dataset_options": dataset_options})
+    given = kwargs.get("levels")
+    user = {**kwargs, "dataset_options": dataset_options}
+    if isinstance(given, dict):  # a protocol's levels are occlusion fractions: its fraction part is compared
+        user["levels"] = given.get("fraction", "paper")
+    merged = apply_protocol(name, user)
     known = {f.name for f in fields(SweepConfig)} - {"dataset_options"}
     out = {k: v for k, v in merged.items() if k in known}
+    if "levels" in out and not isinstance(out["levels"], (str, dict)):
+        # the fixed levels are the occlusion levels; severity families selected beside them keep their own
+        out["levels"] = {**(given if isinstance(given, dict) else {}), "fraction": tuple(out["levels"])}
+        if set(out["levels"]) == {"fraction"} and not _has_severity(out.get("corruptions") or ("pixels",)):
+            out["levels"] = out["levels"]["fraction"]
     return out, dict(merged.get("dataset_options") or {})
+
+
+def _has_severity(names) -> bool:
+    from cxrbench.corruptions import level_kind
+
+    return any(level_kind(n) == "severity" for n in names)
 
 
 def protocol_dataset_options(name: str, dataset: str | None, split: str | None, policy: str | None,

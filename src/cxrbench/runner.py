@@ -81,16 +81,20 @@ def run_sweep(cfg: SweepConfig, progress: bool = True, dataset: Dataset | None =
                                  context=f"model {model}")
         result.timings.model(model).texts_s = time.perf_counter() - t0
         frame = prep.frame_size(encoder)
+        clean = CleanChunks(enabled=size == 1)  # level 0 is the same images for every corruption: embedded once
         for corr in corruptions:
             cname, levels = corr.name, cfg.levels_for(corr)
             achieved = _achieved_levels(corr, levels, frame)  # a mislabelled level: an error before compute
             keys = chunk_keys(encoder, prep, corr, cfg, image_chunks(encoder, prep, cfg), levels,
                               lung_masks=masks.source() if corr.uses_masks else None)
             cached = cache.read_chunks(keys)
+            clean.remember(cached)
+            shared = clean.share(keys, cached, cache)
             t0 = time.perf_counter()
             embeddings, geometry_s = embed_images(
-                encoder, prep, corr, levels, image_keys, device, cfg, progress, cached=cached,
-                on_chunk=lambda c, embs, keys=keys: cache.write_chunk(keys, c, embs),
+                encoder, prep, corr, levels, image_keys, device, cfg, progress, cached={**cached, **shared},
+                on_chunk=lambda c, embs, keys=keys, clean=clean: (cache.write_chunk(keys, c, embs),
+                                                                  clean.remember_chunk(c, embs)),
                 lung_masks=lambda indices, encoder=encoder: masks.masks(encoder, indices, progress))
             if embeddings is None:  # not rank 0: rank 0 scores and writes
                 continue
@@ -102,11 +106,13 @@ def run_sweep(cfg: SweepConfig, progress: bool = True, dataset: Dataset | None =
             stats_s = time.perf_counter() - t1
             if examples is not None:
                 examples.add(encoder, corr, list(scores))
-            computed = {lv: sum(1 for ck in keys if ck[1] == lv and ck not in cached) for lv in levels}
+            computed = {lv: sum(1 for ck in keys if ck[1] == lv and ck not in cached and ck not in shared)
+                        for lv in levels}
             for lv in levels:  # a level's wall time: its share of the embedding time, plus its scoring
                 share = embed_s * computed[lv] / max(1, sum(computed.values()))
+                from_cache = all(ck in cached for ck in keys if ck[1] == lv)
                 result.levels.append(LevelResult(model, cname, corr.params(), lv, scores[lv],
-                                                 wall_time_s=share + score_times[lv], cached=computed[lv] == 0,
+                                                 wall_time_s=share + score_times[lv], cached=from_cache,
                                                  achieved_level=achieved.get(lv), level_kind=corr.level_kind))
             stage = result.timings.stage(model, cname)
             stage.geometry_s, stage.embed_s = geometry_s, embed_s - geometry_s
@@ -116,6 +122,36 @@ def run_sweep(cfg: SweepConfig, progress: bool = True, dataset: Dataset | None =
         result.examples = examples.as_dict()
     result.timings.total_s = time.perf_counter() - t_start
     return result
+
+
+class CleanChunks:
+    """One model's clean (level 0) image embeddings per chunk, shared by every corruption of the run: level 0 is
+    the identity for every corruption, so the images are embedded once (or read from the cache once), not once per
+    corruption. Off under torch.distributed (each rank holds only its own chunks)."""
+
+    def __init__(self, enabled: bool = True):
+        self.enabled = enabled
+        self.chunks: dict[int, torch.Tensor] = {}
+
+    def remember(self, embeddings: dict[tuple[int, float], torch.Tensor]) -> None:
+        """Keep the level-0 entries of ``{(chunk, level): embeddings}``."""
+        for (c, lv), emb in embeddings.items():
+            if self.enabled and lv == 0:
+                self.chunks.setdefault(c, emb)
+
+    def remember_chunk(self, chunk: int, embeddings: dict[float, torch.Tensor]) -> None:
+        if self.enabled and 0 in embeddings:
+            self.chunks.setdefault(chunk, embeddings[0].clone())
+
+    def share(self, keys: dict[tuple[int, float], dict], cached: dict, cache: EmbeddingCache) -> dict:
+        """``{(chunk, 0): embeddings}`` for this corruption's level-0 keys not in ``cached`` that an earlier
+        corruption embedded; written to the cache under this corruption's keys too."""
+        out = {}
+        for (c, lv), key in keys.items():
+            if lv == 0 and (c, lv) not in cached and c in self.chunks:
+                out[(c, lv)] = self.chunks[c]
+                cache.write(key, self.chunks[c])
+        return out
 
 
 def _achieved_levels(corruption, levels, frame: tuple[int, int]) -> dict[float, float | None]:
