@@ -3,10 +3,11 @@
 :data:`SWEEP_OPTIONS` is the table; :func:`add_sweep_options` adds it to an ``argparse`` parser or a pytest option
 group (both take the same keywords), and :func:`sweep_config` turns the parsed values into a checked
 :class:`~cxrbench.config.SweepConfig`. An option left unset (None) takes the SweepConfig default, so defaults
-live in one place. The pytest plugin keeps three defaults of its own on purpose (:data:`PYTEST_DEFAULTS`):
+live in one place. The pytest plugin keeps four defaults of its own on purpose (:data:`PYTEST_DEFAULTS`):
 ``--models all`` (every registered model; models without weights skip), ``--bootstrap 0`` (the gate compares
-point values, and intervals would cost minutes) and ``--corruption`` :data:`PYTEST_CORRUPTIONS` (a
-representative set that keeps CI within its time; ``all`` for a nightly run).
+point values, and intervals would cost minutes), and ``--corruption`` :data:`PYTEST_CORRUPTIONS` with
+``--levels`` :data:`PYTEST_LEVELS` (a representative set that keeps CI within its time; ``--corruption all
+--levels paper`` for a nightly run).
 
 This module imports nothing heavy, so the command line stays quick to start.
 """
@@ -86,10 +87,12 @@ SWEEP_OPTIONS: tuple[Option, ...] = (
 
 #: the pytest plugin's own defaults (see the module docstring)
 #: the pytest suite's corruptions: one structured occlusion mode (with per-image lung masks), one blur and one
-#: digital artefact beside the paper's pixel occlusion, so CI stays within its time (``--corruption all`` for a
-#: nightly run; docs/corruptions.md, "In a sweep")
+#: digital artefact beside the paper's pixel occlusion, at the 8 paper fractions and severities 0, 3 and 5, so
+#: that CI stays within its time (a nightly run: ``--corruption all --levels paper``; docs/corruptions.md)
 PYTEST_CORRUPTIONS = "pixels,lungs,motion_blur,jpeg"
-PYTEST_DEFAULTS: dict[str, Any] = {"models": ALL_MODELS, "bootstrap": 0, "corruption": PYTEST_CORRUPTIONS}
+PYTEST_LEVELS = "fraction=paper;severity=0,3,5"
+PYTEST_DEFAULTS: dict[str, Any] = {"models": ALL_MODELS, "bootstrap": 0, "corruption": PYTEST_CORRUPTIONS,
+                                   "levels": PYTEST_LEVELS}
 
 
 #: the loader options alone (``cxrbench datasets describe``, ``cxrbench bench``)
