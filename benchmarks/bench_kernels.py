@@ -10,7 +10,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from cxrbench.corruptions import Occlusion, image_keys
+from cxrbench.corruptions import Occlusion, get, image_keys
 from cxrbench.engine import inference_context
 from cxrbench.metrics import retrieval_metrics
 from cxrbench.models import load_model
@@ -51,7 +51,7 @@ def test_text_embedding_per_batch(benchmark, encoder):
     assert out.shape == (64, 256)
 
 
-@pytest.mark.parametrize("mode", ["pixels", "block", "patches"])
+@pytest.mark.parametrize("mode", ["pixels", "block", "patches", "center", "periphery", "lungs"])
 def test_occlusion_of_a_batch(benchmark, mode, device):
     x = torch.randint(0, 256, (256, 1, 128, 128), dtype=torch.uint8).to(device)
     keys = image_keys([f"img{i}" for i in range(256)], 0).to(device)
@@ -62,6 +62,20 @@ def test_occlusion_of_a_batch(benchmark, mode, device):
 
     out = benchmark(run)
     assert out.shape == x.shape
+
+
+@pytest.mark.parametrize("name", ["gaussian_noise", "motion_blur", "zoom_blur", "jpeg", "quantum_noise", "rotation"])
+def test_severity_corruption_of_a_batch(benchmark, name, device):
+    """One batch at severity 3, its randomness drawn once (``prepare``) as in the sweep."""
+    x = torch.randint(0, 256, (256, 1, 128, 128), dtype=torch.uint8).to(device)
+    keys = image_keys([f"img{i}" for i in range(256)], 0).to(device)
+    corr = get(name)
+
+    def run():
+        return corr.apply(x, keys, 3, state=corr.prepare(x, keys))
+
+    out = benchmark(run)
+    assert out.shape == x.shape and out.dtype == torch.float32 and not torch.equal(out, x.float())
 
 
 def test_similarity_and_topk_full_test_split(benchmark, device):

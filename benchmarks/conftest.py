@@ -35,6 +35,9 @@ GATE_TEST = "test_recall_at_or_above_thresholds"
 
 @dataclass(frozen=True)
 class Case:
+    """One benchmark case: ``reference-pixels-0.49``, ``reference_occaug-motion_blur-3``,
+    ``reference-lungs(masks)-0.25`` (the level: a blocked fraction for occlusion, a severity otherwise)."""
+
     model: str
     corruption: str
     level: float
@@ -70,7 +73,9 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
         cfg = session_config(metafunc.config)
         if "stored_thresholds" in metafunc.fixturenames:
             session_thresholds(metafunc.config)
-        cases = [Case(m, c, lv) for m in cfg.models for c in cfg.corruptions for lv in cfg.levels]
+        # recorded names (``lungs`` on a dataset with masks is ``lungs(masks)``), each with its own kind's levels
+        corrs = [cfg.corruption(c) for c in cfg.corruptions]
+        cases = [Case(m, c.name, lv) for m in cfg.models for c in corrs for lv in cfg.levels_for(c)]
         metafunc.parametrize("case", cases, ids=[c.id for c in cases])
 
 

@@ -15,11 +15,13 @@ from cxrbench.data.records import Dataset, ImageRecord, Study
 def _isolated_cache(tmp_path_factory, monkeypatch):
     """Embedding and geometry caches written by tests go to a temporary folder (rendered phantoms stay shared)."""
     import cxrbench.embed_cache as embed_cache
+    import cxrbench.mask_geometry as mask_geometry
     import cxrbench.prepared as prepared
 
     root = tmp_path_factory.getbasetemp() / "cxrbench-cache"
     monkeypatch.setattr(embed_cache, "cache_root", lambda: root)
     monkeypatch.setattr(prepared, "cache_root", lambda: root)
+    monkeypatch.setattr(mask_geometry, "cache_root", lambda: root)
 
 
 @pytest.fixture(scope="session")

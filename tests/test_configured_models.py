@@ -35,7 +35,7 @@ def run_benchmark(tmp_path: Path, **env_settings: str) -> subprocess.CompletedPr
     env = {k: v for k, v in os.environ.items() if not k.startswith("CXRBENCH_")}
     env.update(CXRBENCH_CACHE=str(cache), HF_HUB_OFFLINE="1", TRANSFORMERS_OFFLINE="1", **env_settings)
     cmd = [sys.executable, "-m", "pytest", "benchmarks/test_recall_thresholds.py", "-k", "cxr_clip",
-           "--levels", "0,0.5", "--models", "cxr_clip", "--dataset", "iu-phantom", "--max-studies", "12",
+           "--corruption", "pixels", "--levels", "0,0.5", "--models", "cxr_clip", "--dataset", "iu-phantom", "--max-studies", "12",
            "--device", "cpu", "-q", "-rs", "-p", "no:cacheprovider", "--allow-empty"]
     return subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=900)
 

@@ -1,9 +1,10 @@
 """The report and compare are generic over corruption families: a severity family (levels 0..5) gets severity
 labels, its own example grid and its statistics over severities, beside an occlusion mode.
 
-The sweep does not run severity families yet, so the run here is assembled from a real tiny run: its scored
-levels are relabelled as motion_blur severities 0, 3, 5 (the statistics recomputed over those levels) and the
-example images are made with the motion_blur corruption itself.
+The run here is assembled from a real tiny run of pixel occlusion, so the expected labels and differences are known
+exactly: its scored levels are relabelled as motion_blur severities 0, 3, 5 (the statistics recomputed over those
+levels) and the example images are made with the motion_blur corruption itself. (tests/test_sweep_families.py runs
+the severity families through the sweep for real.)
 """
 
 from __future__ import annotations

@@ -284,6 +284,16 @@ def cmd_models(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_corruptions(args: argparse.Namespace) -> int:
+    from cxrbench.corruptions import describe, describe_text
+
+    if args.json:
+        print(json.dumps(describe(), indent=2, default=list))
+    else:
+        print(describe_text())
+    return 0
+
+
 def cmd_datasets(args: argparse.Namespace) -> int:
     from cxrbench.data import available, describe_dataset
 
@@ -440,6 +450,11 @@ def build_parser() -> argparse.ArgumentParser:
                        parents=[common])
     options.add_sweep_options(m.add_argument, only=("models_config", "model_module"))
     m.set_defaults(fn=cmd_models)
+
+    co = sub.add_parser("corruptions", help="list the corruptions: occlusion modes and severity families with their "
+                                             "parameter at each severity", parents=[common])
+    co.add_argument("--json", action="store_true", help="every family with its formula, source and exactness")
+    co.set_defaults(fn=cmd_corruptions)
 
     d = sub.add_parser("datasets", help="list datasets or describe one", parents=[common])
     d.add_argument("action", choices=["list", "describe"])

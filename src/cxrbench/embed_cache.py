@@ -3,7 +3,8 @@
 One entry (a float32 ``(chunk images, D)`` tensor, a checksummed entry of :mod:`cxrbench.cache`) per
 image-embedding key. The key names everything that changes the embeddings: the model and its checkpoint hash, the
 dataset and the images of one *chunk of studies* (the batch they are embedded in, :func:`cxrbench.engine.image_chunks`),
-the model's geometry, the corruption and its parameters, the seed, the precision, the memory format and the level,
+the model's geometry, the corruption's name and parameters (``params()``: a severity family's include its
+per-severity values and an implementation version; ``lungs`` says where its lung fields come from), the seed, the precision, the memory format and the level,
 plus :data:`CODE_VERSION`. A chunk's entries are written as soon as the chunk is embedded, so a run killed at any
 point loses at most the chunk in progress, and a rerun embeds only what is missing.
 
@@ -15,14 +16,14 @@ issue 15) is another ``EmbeddingCache(kind=...)`` with its own key builder here.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import torch
 
 from cxrbench.cache import EntryStore, cache_root
 from cxrbench.config import SweepConfig
-from cxrbench.corruptions import Occlusion
+from cxrbench.corruptions import Corruption
 from cxrbench.models import Encoder
 from cxrbench.prepared import Prepared
 
@@ -33,14 +34,18 @@ CODE_VERSION = "embed-v2"
 ChunkLevel = tuple[int, float]
 
 
-def image_embedding_key(encoder: Encoder, prep: Prepared, occlusion: Occlusion, cfg: SweepConfig,
-                        level: float, chunk: tuple[int, int]) -> dict:
+def image_embedding_key(encoder: Encoder, prep: Prepared, corruption: Corruption, cfg: SweepConfig,
+                        level: float, chunk: tuple[int, int], lung_masks: str | None = None) -> dict:
     """Everything that determines one level's image embeddings of the images ``chunk`` = (start, end) (one batch
-    of whole studies), as a JSON-serialisable dict."""
+    of whole studies), as a JSON-serialisable dict. ``lung_masks`` names where a ``lungs(masks)`` corruption's
+    masks come from (``Dataset.lung_masks.source``)."""
     info = encoder.info
-    return {"model": info.name, "sha": info.checkpoint_sha256, "images": prep.chunk_hash(*chunk),
-            "geometry": encoder.geometry_key, "corruption": occlusion.params(), "seed": cfg.seed,
-            "precision": cfg.precision, "channels_last": cfg.channels_last, "code": CODE_VERSION, "level": level}
+    key = {"model": info.name, "sha": info.checkpoint_sha256, "images": prep.chunk_hash(*chunk),
+           "geometry": encoder.geometry_key, "corruption": corruption.params(), "seed": cfg.seed,
+           "precision": cfg.precision, "channels_last": cfg.channels_last, "code": CODE_VERSION, "level": level}
+    if corruption.uses_masks:  # added only here, so the keys of every other corruption stay as they were
+        key["lung_masks"] = lung_masks
+    return key
 
 
 class EmbeddingCache:
@@ -76,11 +81,14 @@ class EmbeddingCache:
             self.write(keys[(chunk, lv)], emb)
 
 
-def chunk_keys(encoder: Encoder, prep: Prepared, occlusion: Occlusion, cfg: SweepConfig,
-               chunks: list[tuple[int, int]]) -> dict[ChunkLevel, dict]:
-    """The key of every (chunk, level) of a sweep's (model, corruption)."""
-    return {(c, lv): image_embedding_key(encoder, prep, occlusion, cfg, lv, chunk)
-            for c, chunk in enumerate(chunks) for lv in cfg.levels}
+def chunk_keys(encoder: Encoder, prep: Prepared, corruption: Corruption, cfg: SweepConfig,
+               chunks: list[tuple[int, int]], levels: Sequence[float] | None = None,
+               lung_masks: str | None = None) -> dict[ChunkLevel, dict]:
+    """The key of every (chunk, level) of a sweep's (model, corruption), at ``levels`` (default: the corruption's
+    levels in ``cfg``)."""
+    levels = cfg.levels_for(corruption) if levels is None else levels
+    return {(c, lv): image_embedding_key(encoder, prep, corruption, cfg, lv, chunk, lung_masks)
+            for c, chunk in enumerate(chunks) for lv in levels}
 
 
 __all__ = ["CODE_VERSION", "EmbeddingCache", "chunk_keys", "image_embedding_key"]

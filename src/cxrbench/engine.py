@@ -1,9 +1,11 @@
 """Running the towers: inference context (no_grad / inference_mode, autocast), channels-last image towers, text
-embeddings once per model, and image embeddings at every occlusion level, sharded over torch.distributed ranks.
+embeddings once per model, and image embeddings at every level of a corruption, sharded over torch.distributed
+ranks.
 
-Per batch, the occlusion randomness is drawn once (``Occlusion.prepare``) and reused for every level (the masks are
-nested); uint8 geometry tensors go to the device (pinned, non-blocking on CUDA), where occlusion, intensity
-normalisation and the image tower run level by level.
+Every corruption goes through one interface (:mod:`cxrbench.corruptions.base`): per batch, its randomness is drawn
+once (``corruption.prepare(pixels, keys, masks)``: occlusion masks, noise fields, blur angles, fills) and reused for
+every level (``corruption.apply(pixels, keys, level, state)``); uint8 geometry tensors go to the device (pinned,
+non-blocking on CUDA), where the corruption, intensity normalisation and the image tower run level by level.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ import torch
 
 from cxrbench import distributed
 from cxrbench.config import PRECISIONS, SweepConfig
-from cxrbench.corruptions import Occlusion
+from cxrbench.corruptions import Corruption
 from cxrbench.models import Encoder
 from cxrbench.prepared import Prepared, release_freed_memory
 
@@ -48,19 +50,22 @@ def embed_texts(encoder: Encoder, texts: Sequence[str], device: torch.device, pr
         return encoder.encode_texts(texts).float()
 
 
-def embed_levels(encoder: Encoder, pixels: torch.Tensor, keys: torch.Tensor, occlusion, levels: Sequence[float],
-                 device: torch.device, precision: str, chunks: Sequence[int] | int,
+def embed_levels(encoder: Encoder, pixels: torch.Tensor, keys: torch.Tensor, corruption: Corruption,
+                 levels: Sequence[float], device: torch.device, precision: str, chunks: Sequence[int] | int,
                  on_batch: Callable[[int], None] | None = None,
                  channels_last: bool = False,
                  chunk_levels: Sequence[Sequence[float]] | None = None,
                  on_chunk: Callable[[int, dict[float, torch.Tensor]], None] | None = None,
+                 masks: torch.Tensor | None = None,
                  ) -> list[dict[float, torch.Tensor]]:
     """Image embeddings at every level, one dict per chunk (``chunks``: chunk sizes, or one batch size).
 
-    Per chunk, the occlusion state is drawn once and reused for every level; uint8 pixels go to the device
-    (pinned, non-blocking on CUDA) and intensity normalisation runs there. ``chunk_levels`` (one list per chunk)
-    embeds only those levels of each chunk (default: ``levels`` for every chunk); ``on_chunk(i, {level: (n, D)})``
-    is called as soon as chunk ``i`` is done (the sweep writes its cache entries there).
+    Per chunk, the corruption's state is drawn once (``prepare``) and reused for every level (``apply``); uint8
+    pixels go to the device (pinned, non-blocking on CUDA), where the corruption and the intensity normalisation
+    run. ``masks`` ((n, H, W) bool lung masks in the frame, one per image) go to ``prepare`` of a corruption that
+    uses them. ``chunk_levels`` (one list per chunk) embeds only those levels of each chunk (default: ``levels`` for
+    every chunk); ``on_chunk(i, {level: (n, D)})`` is called as soon as chunk ``i`` is done (the sweep writes its
+    cache entries there).
     """
     n = len(pixels)
     if isinstance(chunks, int):
@@ -84,12 +89,11 @@ def embed_levels(encoder: Encoder, pixels: torch.Tensor, keys: torch.Tensor, occ
             k = keys[start : start + size].to(device)
             rows = slice(start, start + size)
             start += size
-            _, _, h, w = batch.shape
-            state = occlusion.prepare(k, h, w) if any(lv > 0 for lv in levels) else None
-            fill = occlusion.fill_values(batch, k) if state is not None else None
+            m = masks[rows].to(device) if masks is not None and corruption.uses_masks else None
+            state = corruption.prepare(batch, k, masks=m) if any(lv > 0 for lv in levels) else None
             embs = {}
             for lv in levels:
-                x = encoder.intensity(occlusion.apply(batch, k, lv, state=state, fill=fill))
+                x = encoder.intensity(corruption.apply(batch, k, lv, state=state))
                 if channels_last and x.dim() == 4:
                     x = x.contiguous(memory_format=torch.channels_last)
                 emb = encoder.embed_pixels(x)
@@ -111,17 +115,19 @@ def image_chunks(encoder: Encoder, prep: Prepared, cfg: SweepConfig) -> list[tup
     return distributed.study_chunks(prep.image_study, cfg.batch_size or encoder.image_batch_size)
 
 
-def embed_images(encoder: Encoder, prep: Prepared, occlusion: Occlusion, levels: Sequence[float],
+def embed_images(encoder: Encoder, prep: Prepared, corruption: Corruption, levels: Sequence[float],
                  image_keys: torch.Tensor, device: torch.device, cfg: SweepConfig,
                  progress: bool = False, cached: Mapping[tuple[int, float], torch.Tensor] | None = None,
                  on_chunk: Callable[[int, dict[float, torch.Tensor]], None] | None = None,
+                 lung_masks: Callable[[Sequence[int] | None], torch.Tensor] | None = None,
                  ) -> tuple[dict[float, torch.Tensor] | None, float]:
     """Every image's embedding at each of ``levels``, and the seconds spent on geometry (and decoding).
 
     Images are split into :func:`image_chunks`; ``cached`` holds the (chunk, level) embeddings that need no work
     (from the embedding cache), and ``on_chunk(chunk, {level: embeddings})`` is called as soon as a chunk's
-    missing levels are embedded. Under torch.distributed each rank embeds every ``world_size``-th chunk and rank 0
-    gathers them: rank 0 gets ``{level: (n_images, D)}``, other ranks None.
+    missing levels are embedded. ``lung_masks(indices)`` gives the (n, H, W) lung masks in the model's frame of the
+    images at ``indices`` (None: all), for a corruption that uses them. Under torch.distributed each rank embeds
+    every ``world_size``-th chunk and rank 0 gathers them: rank 0 gets ``{level: (n_images, D)}``, other ranks None.
     """
     from tqdm.auto import tqdm
 
@@ -135,15 +141,18 @@ def embed_images(encoder: Encoder, prep: Prepared, occlusion: Occlusion, levels:
     geometry_s = 0.0
     if mine:  # a rank can have no chunk when there are fewer chunks than ranks, or all are cached
         t0 = time.perf_counter()
-        pixels = prep.geometry(encoder, progress, indices=None if len(indices) == len(prep.image_ids) else indices)
+        subset = None if len(indices) == len(prep.image_ids) else indices
+        pixels = prep.geometry(encoder, progress, indices=subset)
+        masks = lung_masks(subset) if corruption.uses_masks and lung_masks is not None else None
         geometry_s = time.perf_counter() - t0
         work = sum(len(todo[c]) * (chunks[c][1] - chunks[c][0]) for c in mine)
-        bar = tqdm(total=work, desc=f"{encoder.info.name} {occlusion.mode}", unit="img",
+        bar = tqdm(total=work, desc=f"{encoder.info.name} {corruption.name}", unit="img",
                    disable=not progress or rank != 0)
-        local = embed_levels(encoder, pixels, image_keys[indices], occlusion, levels, device, cfg.precision,
+        local = embed_levels(encoder, pixels, image_keys[indices], corruption, levels, device, cfg.precision,
                              [chunks[c][1] - chunks[c][0] for c in mine], on_batch=bar.update,
                              channels_last=cfg.channels_last, chunk_levels=[todo[c] for c in mine],
-                             on_chunk=None if on_chunk is None else lambda i, embs: on_chunk(mine[i], embs))
+                             on_chunk=None if on_chunk is None else lambda i, embs: on_chunk(mine[i], embs),
+                             masks=masks)
         bar.close()
     gathered = distributed.gather_chunks(dict(zip(mine, local)), len(chunks))  # torchrun: no cache, all to do
     if gathered is None:  # not rank 0: rank 0 scores and writes

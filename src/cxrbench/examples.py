@@ -4,7 +4,8 @@ So a reader of the report sees what "severity 3 motion blur" or "49% lungs occlu
 the run keeps a handful of images (by default the first study's views) after each model's geometry stage
 (resize, crop, pad: the model frame, uint8) and corrupts them at every level of every corruption with the
 corruption's own interface (``prepare`` once, ``apply`` per level, the image keys of the sweep's seed): the very
-function calls and randomness the sweep applies before the intensity stage. Models that share a geometry key share
+function calls and randomness the sweep applies before the intensity stage (``lungs(masks)`` gets the images' lung
+masks in the model's frame, :mod:`cxrbench.mask_geometry`, as in the sweep). Models that share a geometry key share
 one set. The arrays are written to ``examples.npz`` by :mod:`cxrbench.report` (which never imports the runner).
 """
 
@@ -17,6 +18,7 @@ import numpy as np
 import torch
 
 from cxrbench.corruptions import Corruption, image_keys
+from cxrbench.mask_geometry import MaskGeometry
 from cxrbench.models import Encoder
 from cxrbench.prepared import Prepared
 
@@ -52,8 +54,9 @@ def corrupt_examples(corruption: Corruption, pixels: torch.Tensor, keys: torch.T
 class ExampleImages:
     """Collects :func:`corrupt_examples` for every (geometry key, corruption) of a run."""
 
-    def __init__(self, prep: Prepared, seed: int, n: int = N_EXAMPLES):
+    def __init__(self, prep: Prepared, seed: int, n: int = N_EXAMPLES, masks: MaskGeometry | None = None):
         self.prep = prep
+        self.masks = masks
         self.indices = example_indices(prep.image_study, n)
         self.image_ids = [prep.image_ids[i] for i in self.indices]
         self.keys = image_keys(self.image_ids, seed)
@@ -65,17 +68,20 @@ class ExampleImages:
     def add(self, encoder: Encoder, corruption: Corruption, levels: Sequence[Any]) -> None:
         """Corrupt the examples in ``encoder``'s geometry at ``levels`` (once per geometry key and corruption).
 
-        A corruption that needs per-image lung masks gets none here and is left out of the examples."""
+        A corruption that needs per-image lung masks gets the examples' masks in the frame (from ``masks``); it is
+        left out of the examples when there are none."""
         key = encoder.geometry_key
         models = self.geometries.setdefault(key, [])
         if encoder.info.name not in models:
             models.append(encoder.info.name)
-        if (key, corruption.name) in self._done or getattr(corruption, "uses_masks", False):
+        uses_masks = getattr(corruption, "uses_masks", False)
+        if (key, corruption.name) in self._done or (uses_masks and (self.masks is None or not self.masks.available)):
             return
         self._done.add((key, corruption.name))
         if key not in self._pixels:  # decodes only the example images, through the one decode path
             self._pixels[key] = torch.stack(self.prep.map_images(encoder.geometry, indices=self.indices))
-        arrays = corrupt_examples(corruption, self._pixels[key], self.keys, levels)
+        masks = self.masks.masks(encoder, self.indices) if uses_masks else None
+        arrays = corrupt_examples(corruption, self._pixels[key], self.keys, levels, masks=masks)
         for lv, arr in arrays.items():
             self.entries.append({"geometry": key, "corruption": corruption.name, "params": corruption.params(),
                                  "level": lv, "pixels": arr})

@@ -3,9 +3,11 @@
 :data:`SWEEP_OPTIONS` is the table; :func:`add_sweep_options` adds it to an ``argparse`` parser or a pytest option
 group (both take the same keywords), and :func:`sweep_config` turns the parsed values into a checked
 :class:`~cxrbench.config.SweepConfig`. An option left unset (None) takes the SweepConfig default, so defaults
-live in one place. The pytest plugin keeps two defaults of its own on purpose (:data:`PYTEST_DEFAULTS`):
-``--models all`` (every registered model; models without weights skip) and ``--bootstrap 0`` (the gate compares
-point values, and intervals would cost minutes).
+live in one place. The pytest plugin keeps four defaults of its own on purpose (:data:`PYTEST_DEFAULTS`):
+``--models all`` (every registered model; models without weights skip), ``--bootstrap 0`` (the gate compares
+point values, and intervals would cost minutes), and ``--corruption`` :data:`PYTEST_CORRUPTIONS` with
+``--levels`` :data:`PYTEST_LEVELS` (a representative set that keeps CI within its time; ``--corruption all
+--levels paper`` for a nightly run).
 
 This module imports nothing heavy, so the command line stays quick to start.
 """
@@ -63,11 +65,15 @@ SWEEP_OPTIONS: tuple[Option, ...] = (
     _opt("--trust-remote-code", action="store_true", default=False,
          help="let hf models whose models.yaml entry sets trust_remote_code run the Python files shipped with "
               "their weights"),
-    _opt("--corruption", help="occlusion modes: pixels (default), block, patches (comma-separated)"),
+    _opt("--corruption", help="comma-separated corruption names, or 'all' (default pixels; `cxrbench corruptions` "
+                              "lists them): occlusion modes pixels, block, patches, center, periphery, lungs and "
+                              "severity families such as motion_blur, gaussian_noise, jpeg"),
     _opt("--fill", choices=["zero", "mean", "noise"], help="value of blocked pixels (default zero)"),
     _opt("--patch-size", type=int, help="patch side in pixels for 'patches' (default 16)"),
-    _opt("--levels", help="'paper' (default) or comma-separated fractions in [0, 1)"),
-    _opt("--seed", type=int, help="seed of the occlusion masks and the bootstrap (default 0)"),
+    _opt("--levels", help="'paper' (default: the 8 paper fractions for occlusion, severities 0-5 for the other "
+                          "families), one comma-separated list for every corruption (fractions in [0, 1) or "
+                          "severities 0-5), or per kind: 'fraction=0,0.25,0.49;severity=0,1,3,5'"),
+    _opt("--seed", type=int, help="seed of the corruptions' randomness and the bootstrap (default 0)"),
     _opt("--device", help="auto (default) | cpu | cuda | cuda:N"),
     _opt("--precision", choices=["fp32", "bf16", "fp16"], help="image and text towers (default fp32)"),
     _opt("--batch-size", type=int, help="images per batch (default: each model's own)"),
@@ -80,7 +86,13 @@ SWEEP_OPTIONS: tuple[Option, ...] = (
 )
 
 #: the pytest plugin's own defaults (see the module docstring)
-PYTEST_DEFAULTS: dict[str, Any] = {"models": ALL_MODELS, "bootstrap": 0}
+#: the pytest suite's corruptions: one structured occlusion mode (with per-image lung masks), one blur and one
+#: digital artefact beside the paper's pixel occlusion, at the 8 paper fractions and severities 0, 3 and 5, so
+#: that CI stays within its time (a nightly run: ``--corruption all --levels paper``; docs/corruptions.md)
+PYTEST_CORRUPTIONS = "pixels,lungs,motion_blur,jpeg"
+PYTEST_LEVELS = "fraction=paper;severity=0,3,5"
+PYTEST_DEFAULTS: dict[str, Any] = {"models": ALL_MODELS, "bootstrap": 0, "corruption": PYTEST_CORRUPTIONS,
+                                   "levels": PYTEST_LEVELS}
 
 
 #: the loader options alone (``cxrbench datasets describe``, ``cxrbench bench``)
@@ -174,15 +186,52 @@ def _dedupe(items: list, option: str) -> list:
     return out
 
 
-def _levels(spec: str) -> tuple:
-    """``--levels``: a preset, or a comma-separated list whose repeats are removed with a note."""
-    from cxrbench.corruptions import check_level, parse_levels
+#: ``--corruption all``
+ALL_CORRUPTIONS = "all"
 
-    items = [x for x in spec.replace(" ", "").split(",") if x]
-    if spec.strip() in ("paper",) or len(items) < 2:
-        return parse_levels(spec)
-    values = _dedupe([check_level(x) for x in items], "--levels")
-    return parse_levels(values)
+
+def _corruptions(text: str) -> list[str]:
+    """``--corruption``: names (repeats run once, with a note), or ``all``: every registered corruption."""
+    from cxrbench.corruptions import available
+
+    names = csv(text)
+    if names == [ALL_CORRUPTIONS]:
+        return available()
+    return _dedupe(names, "--corruption")
+
+
+def _number(text: str) -> float:
+    try:
+        return float(text)
+    except ValueError:
+        raise ConfigError(f"--levels: level {text!r} is not a number; give fractions in [0, 1) for occlusion, "
+                          "severities 0-5 for the other families, or 'paper'") from None
+
+
+def _levels(spec: str) -> str | tuple | dict:
+    """``--levels``: a preset name (kept as the name: each corruption kind has its own standard levels), a
+    comma-separated list whose repeats are removed with a note (checked per kind by ``SweepConfig.validate``),
+    or the per-kind form ``fraction=...;severity=...`` as ``{kind: levels}``."""
+    from cxrbench.corruptions import LEVEL_KINDS
+    from cxrbench.corruptions.levels import PRESETS
+
+    text = spec.strip()
+    if "=" not in text:
+        if text in PRESETS["fraction"]:
+            return text
+        return tuple(_dedupe([_number(x) for x in text.replace(" ", "").split(",") if x], "--levels"))
+    parts: dict[str, str | tuple] = {}
+    for part in (p.strip() for p in text.split(";")):
+        if not part:
+            continue
+        kind, sep, levels = (x.strip() for x in part.partition("="))
+        if not sep or kind not in LEVEL_KINDS:
+            raise ConfigError(f"--levels part {part!r}: write kind=levels with kind one of {', '.join(LEVEL_KINDS)}, "
+                              "e.g. 'fraction=0,0.25,0.5;severity=0,3,5'")
+        if kind in parts:
+            raise ConfigError(f"--levels gives the {kind} levels twice in {spec!r}")
+        parts[kind] = levels if levels in PRESETS[kind] else _levels(levels)
+    return parts
 
 
 def check_run_name(name: str) -> str:
@@ -226,7 +275,7 @@ def sweep_config(get: Callable[[str], Any]) -> SweepConfig:
     if get("corruption") is not None:
         if not csv(get("corruption")):
             raise ConfigError(f"--corruption {get('corruption')!r} names no corruption; e.g. --corruption pixels")
-        kwargs["corruptions"] = _dedupe(csv(get("corruption")), "--corruption")
+        kwargs["corruptions"] = _corruptions(get("corruption"))
     if get("levels") is not None:
         kwargs["levels"] = _levels(get("levels"))
     dataset_options = parse_data_options(get("data_option"), get("root"), get("on_bad_image"))
@@ -251,10 +300,25 @@ def _with_protocol(name: str, kwargs: dict[str, Any], dataset_options: dict) -> 
     from cxrbench.config import SweepConfig
     from cxrbench.protocols import apply_protocol
 
-    merged = apply_protocol(name, {**kwargs, "dataset_options": dataset_options})
+    given = kwargs.get("levels")
+    user = {**kwargs, "dataset_options": dataset_options}
+    if isinstance(given, dict):  # a protocol's levels are occlusion fractions: its fraction part is compared
+        user["levels"] = given.get("fraction", "paper")
+    merged = apply_protocol(name, user)
     known = {f.name for f in fields(SweepConfig)} - {"dataset_options"}
     out = {k: v for k, v in merged.items() if k in known}
+    if "levels" in out and not isinstance(out["levels"], (str, dict)):
+        # the fixed levels are the occlusion levels; severity families selected beside them keep their own
+        out["levels"] = {**(given if isinstance(given, dict) else {}), "fraction": tuple(out["levels"])}
+        if set(out["levels"]) == {"fraction"} and not _has_severity(out.get("corruptions") or ("pixels",)):
+            out["levels"] = out["levels"]["fraction"]
     return out, dict(merged.get("dataset_options") or {})
+
+
+def _has_severity(names) -> bool:
+    from cxrbench.corruptions import level_kind
+
+    return any(level_kind(n) == "severity" for n in names)
 
 
 def protocol_dataset_options(name: str, dataset: str | None, split: str | None, policy: str | None,

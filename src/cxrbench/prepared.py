@@ -26,6 +26,7 @@ from cxrbench import metrics
 from cxrbench.cache import EntryStore, cache_root, stable_hash
 from cxrbench.config import SweepConfig
 from cxrbench.data import Dataset, ImageRecord, load_dataset
+from cxrbench.data.lung_masks import check_masks
 from cxrbench.data.records import count_summary
 from cxrbench.errors import ConfigError, DataError
 from cxrbench.models import Encoder
@@ -202,4 +203,6 @@ def prepare(cfg: SweepConfig, progress: bool = True, dataset: Dataset | None = N
                                **cfg.dataset_options)
     if cfg.max_studies is not None:
         dataset = dataset.subset(cfg.max_studies)
+    if dataset.lung_masks is not None and any(cfg.corruption(n, lung_masks=True).uses_masks for n in cfg.corruptions):
+        dataset = check_masks(dataset, progress)  # a missing mask: an error now, or its image left out (skip)
     return Prepared(dataset, progress=progress, use_cache=cfg.use_cache)

@@ -24,6 +24,8 @@ class LevelResult:
     cached: bool = False
     #: the fraction actually blocked in the model's frame (occlusion; None where not known before the data)
     achieved_level: float | None = None
+    #: what ``level`` is: ``fraction`` (occlusion: the blocked fraction) or ``severity`` (0..5, 0 = clean)
+    level_kind: str = "fraction"
 
 
 @dataclass
@@ -94,7 +96,7 @@ class SweepResult:
 
 #: dataset summary counts copied into every record
 COUNT_KEYS = ("studies", "images", "unique_texts", "dropped_empty_text", "skipped_missing_images",
-              "skipped_undecodable_images")
+              "skipped_undecodable_images", "skipped_missing_lung_masks")
 
 
 def _pair(x) -> list | None:
@@ -103,6 +105,11 @@ def _pair(x) -> list | None:
 
 def records(result: SweepResult, run_id: str = "") -> list[dict]:
     """One flat record per (dataset, model, corruption, level, direction, k).
+
+    ``corruption`` is the corruption's name (``pixels``, ``lungs(masks)``, ``motion_blur``, ...) and
+    ``corruption_params`` its parameters (``family`` always: ``occlusion`` or the severity family); ``level`` is a
+    number whose meaning ``level_kind`` gives: ``fraction`` (occlusion: the blocked fraction) or ``severity``
+    (0..5, 0 = clean).
 
     ``ci95`` is the query-level bootstrap interval (resampling queries, as before); ``ci95_study`` resamples
     studies (:mod:`cxrbench.stats`), as do ``retention_ci95``, ``auc_ci95`` and ``auc_retention_ci95``.
@@ -132,6 +139,7 @@ def records(result: SweepResult, run_id: str = "") -> list[dict]:
                     "corruption": lr.corruption,
                     "corruption_params": lr.corruption_params,
                     "level": lr.level,
+                    "level_kind": lr.level_kind,
                     "achieved_level": lr.achieved_level,
                     "seed": cfg.seed,
                     "direction": direction,

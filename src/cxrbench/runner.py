@@ -5,7 +5,9 @@ This module only orchestrates; each step is owned elsewhere (docs/architecture.m
 * :mod:`cxrbench.config` checks the options; :mod:`cxrbench.prepared` loads the dataset, merges identical texts
   into one gallery entry and decodes each image once per geometry (``Encoder.geometry_key``), kept as uint8.
 * :mod:`cxrbench.engine` embeds the texts once per model (they do not depend on the corruption) and the images at
-  every level, occlusion randomness drawn once per batch, sharded over torch.distributed ranks.
+  every level of each corruption (occlusion modes and severity families alike, through their ``prepare`` /
+  ``apply``), the corruption's randomness drawn once per batch, sharded over torch.distributed ranks;
+  :mod:`cxrbench.mask_geometry` brings the dataset's lung masks into each model's frame for ``lungs(masks)``.
 * :mod:`cxrbench.embed_cache` keeps image embeddings on disk per (model checkpoint, corruption, level, seed,
   precision, chunk of studies), written as each chunk finishes, so an interrupted or repeated run resumes where it
   stopped and loses at most the chunk in progress.
@@ -28,9 +30,10 @@ from cxrbench.config import SweepConfig
 from cxrbench.data import Dataset
 from cxrbench.embed_cache import EmbeddingCache, chunk_keys
 from cxrbench.engine import embed_images, embed_texts, image_chunks, to_channels_last
-from cxrbench.errors import WeightsNotAvailable
+from cxrbench.errors import ConfigError, WeightsNotAvailable
 from cxrbench.examples import ExampleImages
 from cxrbench.fingerprint import dataset_fingerprint
+from cxrbench.mask_geometry import MaskGeometry
 from cxrbench.models import Encoder, load_model
 from cxrbench.prepared import Prepared, prepare
 from cxrbench.provenance import device_description, environment, resolve_device
@@ -60,7 +63,13 @@ def run_sweep(cfg: SweepConfig, progress: bool = True, dataset: Dataset | None =
     result.query_studies = stats.direction_query_studies(prep.image_study, prep.image_text, n_studies,
                                                          len(prep.unique_texts))
     resamples = stats.StudyResamples(n_studies, cfg.bootstrap, cfg.seed)  # one set for every model and level
-    examples = ExampleImages(prep, cfg.seed) if rank == 0 else None
+    masks = MaskGeometry(prep)
+    corruptions = [cfg.corruption(name, lung_masks=masks.available) for name in cfg.corruptions]
+    for name, corr in zip(cfg.corruptions, corruptions):
+        if corr.uses_masks and not masks.available:
+            raise ConfigError(f"{name} needs per-image lung masks and this dataset has none; pass --data-option "
+                              "lung_masks=DIR, or use 'lungs' (the fixed template)")
+    examples = ExampleImages(prep, cfg.seed, masks=masks) if rank == 0 else None
     for name in cfg.models:
         encoder = _load_encoder(name, cfg, device, encoders, result)
         if encoder is None:  # weights not configured: the reason is in result.skipped
@@ -73,31 +82,39 @@ def run_sweep(cfg: SweepConfig, progress: bool = True, dataset: Dataset | None =
                                  context=f"model {model}")
         result.timings.model(model).texts_s = time.perf_counter() - t0
         frame = prep.frame_size(encoder)
-        for cname in cfg.corruptions:
-            occ = corruption_registry.get(cname, fill=cfg.fill, patch_size=cfg.patch_size)
-            achieved = _achieved_levels(occ, cfg.levels, frame)  # a mislabelled level: an error before compute
-            keys = chunk_keys(encoder, prep, occ, cfg, image_chunks(encoder, prep, cfg))
+        clean = CleanChunks(enabled=size == 1)  # level 0 is the same images for every corruption: embedded once
+        for corr in corruptions:
+            cname, levels = corr.name, cfg.levels_for(corr)
+            achieved = _achieved_levels(corr, levels, frame)  # a mislabelled level: an error before compute
+            keys = chunk_keys(encoder, prep, corr, cfg, image_chunks(encoder, prep, cfg), levels,
+                              lung_masks=masks.source() if corr.uses_masks else None)
             cached = cache.read_chunks(keys)
+            clean.remember(cached)
+            shared = clean.share(keys, cached, cache)
             t0 = time.perf_counter()
             embeddings, geometry_s = embed_images(
-                encoder, prep, occ, cfg.levels, image_keys, device, cfg, progress, cached=cached,
-                on_chunk=lambda c, embs, keys=keys: cache.write_chunk(keys, c, embs))
+                encoder, prep, corr, levels, image_keys, device, cfg, progress, cached={**cached, **shared},
+                on_chunk=lambda c, embs, keys=keys, clean=clean: (cache.write_chunk(keys, c, embs),
+                                                                  clean.remember_chunk(c, embs)),
+                lung_masks=lambda indices, encoder=encoder: masks.masks(encoder, indices, progress))
             if embeddings is None:  # not rank 0: rank 0 scores and writes
                 continue
             embed_s = time.perf_counter() - t0
-            scores, score_times = _score(embeddings, text_emb, labels, cfg, device, prep.image_ids,
+            scores, score_times = _score(embeddings, levels, text_emb, labels, cfg, device, prep.image_ids,
                                          context=f"model {model}, {cname}")
             t1 = time.perf_counter()
             _add_study_statistics(scores, result.query_studies, cfg, resamples)
             stats_s = time.perf_counter() - t1
             if examples is not None:
-                examples.add(encoder, occ, list(scores))
-            computed = {lv: sum(1 for ck in keys if ck[1] == lv and ck not in cached) for lv in cfg.levels}
-            for lv in cfg.levels:  # a level's wall time: its share of the embedding time, plus its scoring
+                examples.add(encoder, corr, list(scores))
+            computed = {lv: sum(1 for ck in keys if ck[1] == lv and ck not in cached and ck not in shared)
+                        for lv in levels}
+            for lv in levels:  # a level's wall time: its share of the embedding time, plus its scoring
                 share = embed_s * computed[lv] / max(1, sum(computed.values()))
-                result.levels.append(LevelResult(model, cname, occ.params(), lv, scores[lv],
-                                                 wall_time_s=share + score_times[lv], cached=computed[lv] == 0,
-                                                 achieved_level=achieved.get(lv)))
+                from_cache = all(ck in cached for ck in keys if ck[1] == lv)
+                result.levels.append(LevelResult(model, cname, corr.params(), lv, scores[lv],
+                                                 wall_time_s=share + score_times[lv], cached=from_cache,
+                                                 achieved_level=achieved.get(lv), level_kind=corr.level_kind))
             stage = result.timings.stage(model, cname)
             stage.geometry_s, stage.embed_s = geometry_s, embed_s - geometry_s
             stage.score_s = sum(score_times.values()) + stats_s
@@ -108,11 +125,44 @@ def run_sweep(cfg: SweepConfig, progress: bool = True, dataset: Dataset | None =
     return result
 
 
+class CleanChunks:
+    """One model's clean (level 0) image embeddings per chunk, shared by every corruption of the run: level 0 is
+    the identity for every corruption, so the images are embedded once (or read from the cache once), not once per
+    corruption. Off under torch.distributed (each rank holds only its own chunks)."""
+
+    def __init__(self, enabled: bool = True):
+        self.enabled = enabled
+        self.chunks: dict[int, torch.Tensor] = {}
+
+    def remember(self, embeddings: dict[tuple[int, float], torch.Tensor]) -> None:
+        """Keep the level-0 entries of ``{(chunk, level): embeddings}``."""
+        for (c, lv), emb in embeddings.items():
+            if self.enabled and lv == 0:
+                self.chunks.setdefault(c, emb)
+
+    def remember_chunk(self, chunk: int, embeddings: dict[float, torch.Tensor]) -> None:
+        if self.enabled and 0 in embeddings:
+            self.chunks.setdefault(chunk, embeddings[0].clone())
+
+    def share(self, keys: dict[tuple[int, float], dict], cached: dict, cache: EmbeddingCache) -> dict:
+        """``{(chunk, 0): embeddings}`` for this corruption's level-0 keys not in ``cached`` that an earlier
+        corruption embedded; written to the cache under this corruption's keys too."""
+        out = {}
+        for (c, lv), key in keys.items():
+            if lv == 0 and (c, lv) not in cached and c in self.chunks:
+                out[(c, lv)] = self.chunks[c]
+                cache.write(key, self.chunks[c])
+        return out
+
+
 def _achieved_levels(corruption, levels, frame: tuple[int, int]) -> dict[float, float | None]:
-    """``{level: fraction actually blocked}`` in the model's frame, for corruptions that can say
-    (``Occlusion.check_achieved``: a ConfigError when a level is more than the tolerance off); else {}."""
+    """``{level: fraction actually blocked}`` in the model's frame, for occlusion (``Occlusion.check_achieved``:
+    a ConfigError when a level is more than the tolerance off); {} for the severity families, whose levels are
+    not fractions."""
     check = getattr(corruption, "check_achieved", None)
-    return check(levels, *frame) if check is not None else {}
+    if corruption.level_kind != "fraction" or check is None:
+        return {}
+    return check(levels, *frame)
 
 
 def _new_result(cfg: SweepConfig, prep: Prepared, device: torch.device) -> SweepResult:
@@ -140,12 +190,13 @@ def _load_encoder(name: str, cfg: SweepConfig, device: torch.device, encoders: d
     return encoder
 
 
-def _score(embeddings: dict[float, torch.Tensor], text_emb: torch.Tensor, labels: torch.Tensor, cfg: SweepConfig,
-           device: torch.device, image_ids: list[str], context: str) -> tuple[dict[float, dict], dict[float, float]]:
+def _score(embeddings: dict[float, torch.Tensor], levels, text_emb: torch.Tensor, labels: torch.Tensor,
+           cfg: SweepConfig, device: torch.device, image_ids: list[str],
+           context: str) -> tuple[dict[float, dict], dict[float, float]]:
     """Recall@k, ranks and bootstrap intervals at every level, and the seconds each level took; non-finite image
     embeddings are an error naming the images and the level."""
     scores, seconds = {}, {}
-    for lv in cfg.levels:
+    for lv in levels:
         t0 = time.perf_counter()
         metrics.check_finite(embeddings[lv], "image", ids=image_ids, context=f"{context} level {lv:g}")
         scores[lv] = metrics.retrieval_metrics(embeddings[lv].to(device), text_emb.to(device), labels.to(device),

@@ -27,8 +27,8 @@ from family_fixtures import write_clip_folder, write_open_clip_folder
 
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLE = ROOT / "tests" / "fixtures" / "plugin" / "cxrbench_toy_plugin.py"
-TINY = ["--dataset", "iu-phantom", "--max-studies", "4", "--levels", "0,0.5", "--bootstrap", "0", "--no-cache",
-        "--device", "cpu"]
+TINY = ["--dataset", "iu-phantom", "--max-studies", "4", "--corruption", "pixels", "--levels", "0,0.5", "--bootstrap",
+        "0", "--no-cache", "--device", "cpu"]
 USER_MODELS = ("my_open_clip", "my_hf_clip", "my_hf_remote", "toy_clip")
 N_K = 7  # Recall@k for k in 1, 5, 10, 20, 30, 50, 100
 

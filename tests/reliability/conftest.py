@@ -20,6 +20,7 @@ def manifest(tmp_path_factory) -> Path:
 def cache_dir(tmp_path, monkeypatch) -> Path:
     """A cache root of this test's own (``CXRBENCH_CACHE``), seen by every cache user, nothing marked unusable."""
     import cxrbench.embed_cache as embed_cache
+    import cxrbench.mask_geometry as mask_geometry
     import cxrbench.prepared as prepared
     from cxrbench import cache
 
@@ -27,6 +28,7 @@ def cache_dir(tmp_path, monkeypatch) -> Path:
     monkeypatch.setenv("CXRBENCH_CACHE", str(root))
     monkeypatch.setattr(embed_cache, "cache_root", cache.cache_root)
     monkeypatch.setattr(prepared, "cache_root", cache.cache_root)
+    monkeypatch.setattr(mask_geometry, "cache_root", cache.cache_root)
     cache.reset_unusable()
     yield root
     cache.reset_unusable()

@@ -158,6 +158,8 @@ def describe_text() -> str:
         f"occlusion ({occ['level_kind']} levels: {occ['levels']})",
         "  names: " + ", ".join(occ["names"]),
         "  options: fill=" + "|".join(FILLS) + ", patch_size=16, lung_fields=" + "|".join(LUNG_FIELDS),
+        "  in a sweep, lungs uses per-image lung masks when the dataset has them (iu-phantom; --data-option "
+        "lung_masks=DIR) and the fixed template otherwise; results name which: lungs(masks) or lungs(template)",
         "",
         "severity families (levels 0..5; 0 = clean; the parameter at severities 1..5):",
     ]

@@ -12,9 +12,12 @@ import importlib
 import inspect
 from collections.abc import Callable
 
+from cxrbench.data import lung_masks
 from cxrbench.data.records import TEXT_POLICIES, Dataset, ImageRecord, Study, report_text
 from cxrbench.errors import ConfigError
 
+#: datasets whose loader provides per-image lung-field masks itself (iu-phantom renders them with the images)
+LUNG_MASK_DATASETS = ("iu-phantom",)
 #: name -> ("module:function", default report-text policy)
 _DATASETS: dict[str, tuple[str, str]] = {
     "iu-phantom": ("cxrbench.data.iu_phantom:load", "longest"),
@@ -56,18 +59,29 @@ def check_options(name: str, loader: Callable, options: dict) -> None:
         raise ConfigError(f"dataset {name!r} needs {', '.join(missing)}{hint}; it accepts {accepted}")
 
 
+def provides_lung_masks(name: str, options: dict | None = None) -> bool:
+    """Whether dataset ``name`` loaded with ``options`` has per-image lung masks: its own (iu-phantom) or a
+    ``lung_masks=DIR`` folder (any dataset)."""
+    return name in LUNG_MASK_DATASETS or (options or {}).get(lung_masks.OPTION) is not None
+
+
 def load_dataset(name: str, split: str | None = None, policy: str | None = None, **options) -> Dataset:
     """Load dataset ``name``; ``split``/``policy`` default to the dataset's own defaults. Options are checked
-    against the loader's signature first (:func:`check_options`), the same way for every dataset."""
+    against the loader's signature first (:func:`check_options`), the same way for every dataset, except
+    ``lung_masks=DIR``, which every dataset takes (:mod:`cxrbench.data.lung_masks`)."""
     target, default = _entry(name)
     module, _, fn = target.partition(":")
     loader = getattr(importlib.import_module(module), fn)
     kwargs = dict(options)
+    mask_folder = kwargs.pop(lung_masks.OPTION, None)
+    if mask_folder is not None:
+        lung_masks.check_folder(mask_folder)  # before the loader's work
     if split is not None:
         kwargs["split"] = split
     kwargs["policy"] = policy or default
     check_options(name, loader, kwargs)
-    return loader(**kwargs)
+    dataset = loader(**kwargs)
+    return dataset if mask_folder is None else lung_masks.attach(dataset, mask_folder)
 
 
 def describe_dataset(name: str, split: str | None = None, policy: str | None = None, **options) -> dict:
@@ -83,4 +97,4 @@ def describe_dataset(name: str, split: str | None = None, policy: str | None = N
 
 
 __all__ = ["TEXT_POLICIES", "Dataset", "ImageRecord", "Study", "available", "check_options", "default_policy",
-           "describe_dataset", "load_dataset", "report_text"]
+           "describe_dataset", "load_dataset", "provides_lung_masks", "report_text"]

@@ -116,6 +116,24 @@ def decode_dicom(path: Path) -> Image.Image:
     return Image.fromarray(out, mode="L")
 
 
+def image_size(path: str | Path) -> tuple[int, int]:
+    """(width, height) of an image file as :func:`decode_image` returns it (EXIF orientation applied), read from
+    the header only (DICOM: Rows / Columns); DataError when the header cannot be read."""
+    p = Path(path)
+    try:
+        if p.suffix.lower() in DICOM_SUFFIXES:
+            import pydicom
+
+            ds = pydicom.dcmread(str(p), stop_before_pixels=True)
+            return int(ds.Columns), int(ds.Rows)
+        with Image.open(p) as im:
+            w, h = im.size
+            turned = im.getexif().get(0x0112, 1) in (5, 6, 7, 8)  # EXIF orientations that swap the sides
+            return (h, w) if turned else (w, h)
+    except Exception as exc:  # Pillow and pydicom raise many types on unreadable headers
+        raise DataError(f"{p}: cannot read the image size from its header ({type(exc).__name__}: {exc})") from exc
+
+
 def decode_image(path: str | Path) -> Image.Image:
     """Decode one image file into an 8-bit 'L' or 'RGB' PIL image (fully loaded, file closed, EXIF orientation
     applied), after checking its size from the header (see the module docstring)."""

@@ -16,6 +16,12 @@ image is read: a damaged, truncated or unverifiable PNG is reported in one warni
 used (PNGs without the chunk, written by an older cxrbench, are rendered again once, with one warning). Missing
 images are rendered up front by a process pool whose workers exit when their parent dies. When the cache cannot
 be written (read-only, full disk) the images are rendered in memory as they are read, after one warning.
+
+Lung-field masks (for the ``lungs`` occlusion mode) come from the same renders: :func:`cxrbench.phantom.render_with_lungs`
+gives each image and its lung fields in one pass, and the masks are cached next to the images, under
+``<image folder>/lungs-v<LUNG_MASK_VERSION>/<image id>.png`` (0 = outside, 255 = lung), checksummed and verified
+the same way. Rendering the masks never changes the images (or ``RENDERER_VERSION``): an image folder rendered by an
+older cxrbench gets its masks rendered once, when the dataset is next loaded.
 """
 
 from __future__ import annotations
@@ -55,6 +61,17 @@ def image_dir(size: int = DEFAULT_SIZE) -> Path:
     return cache_root() / "iu-phantom" / f"r{phantom.RENDERER_VERSION}-{size}"
 
 
+def mask_dir(size: int = DEFAULT_SIZE) -> Path:
+    """Where the lung-field masks of the images in :func:`image_dir` are cached."""
+    return image_dir(size) / f"lungs-v{phantom.LUNG_MASK_VERSION}"
+
+
+def mask_path(image_path: str | Path) -> Path:
+    """The cached lung mask of the rendered image at ``image_path``."""
+    p = Path(image_path)
+    return p.parent / f"lungs-v{phantom.LUNG_MASK_VERSION}" / p.name
+
+
 def _to_study(report: IUReport, views: dict[str, str], size: int) -> Study:
     folder = image_dir(size)
     images = tuple(
@@ -81,6 +98,13 @@ def pixels_checksum(pixels: np.ndarray, image_id: str) -> str:
 def render_pixels(job: RenderJob) -> np.ndarray:
     majors, seed, view, size = job
     return phantom.render(phantom.parse_mesh(majors), seed=seed, view=view, size=size)
+
+
+def render_with_lungs(job: RenderJob) -> tuple[np.ndarray, np.ndarray]:
+    """The image of :func:`render_pixels` and its lung-field mask as uint8 0 / 255, from one render."""
+    majors, seed, view, size = job
+    pixels, lungs = phantom.render_with_lungs(phantom.parse_mesh(majors), seed=seed, view=view, size=size)
+    return pixels, np.where(lungs, 255, 0).astype(np.uint8)
 
 
 def save_rendered(pixels: np.ndarray, out: str | Path) -> None:
@@ -111,9 +135,14 @@ def read_rendered(path: str | Path) -> Image.Image:
     return Image.fromarray(pixels, mode="L")
 
 
-def _render_one(args: tuple[tuple[str, ...], int, str, int, str]) -> str:
-    majors, seed, view, size, out = args
-    save_rendered(render_pixels((majors, seed, view, size)), out)
+def _render_one(args: tuple[tuple[str, ...], int, str, int, str, bool, bool]) -> str:
+    """Render one image and write the image and / or its lung mask (whichever the job asks for)."""
+    majors, seed, view, size, out, image, mask = args
+    pixels, lungs = render_with_lungs((majors, seed, view, size))
+    if image:
+        save_rendered(pixels, out)
+    if mask:
+        save_rendered(lungs, mask_path(out))
     return out
 
 
@@ -150,23 +179,27 @@ def _state(path: Path) -> str:
 
 def render_missing(studies: list[Study], size: int = DEFAULT_SIZE, workers: int | None = None,
                    progress: bool = True) -> int:
-    """Render every image of ``studies`` that is not cached yet, or whose file cannot be verified (no checksum
-    chunk, a damaged header); return how many were rendered.
+    """Render every image of ``studies`` whose image or lung mask is not cached yet, or whose file cannot be
+    verified (no checksum chunk, a damaged header); return how many images were rendered.
 
-    Damaged pixel data is found by the loader, which checks each image as it reads it and renders a bad one again.
-    When the cache cannot be written this stops after one warning, and the loader renders images in memory.
+    Damaged pixel data is found by the loaders, which check each image and mask as they read it and render a bad
+    one again. When the cache cannot be written this stops after one warning, and the loaders render in memory.
     """
     jobs, legacy = [], 0
     for s in studies:
         for im in s.images:
             state = _state(Path(im.source))
-            if state == "ok":
+            mask_state = _state(mask_path(im.source))
+            if state == "ok" and mask_state == "ok":
                 continue
             if state == "legacy":
                 legacy += 1
-            elif state != "missing":
+            elif state not in ("ok", "missing"):
                 warn(f"rendered phantom {im.source} is damaged ({state}); rendering it again")
-            jobs.append((s.tags, s.meta["seed"], im.view or "frontal", size, str(im.source)))
+            if mask_state not in ("ok", "missing", "legacy"):
+                warn(f"phantom lung mask {mask_path(im.source)} is damaged ({mask_state}); rendering it again")
+            jobs.append((s.tags, s.meta["seed"], im.view or "frontal", size, str(im.source), state != "ok",
+                         mask_state != "ok"))
     root = cache_root()
     if not jobs or is_unusable(root):
         return 0
@@ -174,14 +207,15 @@ def render_missing(studies: list[Study], size: int = DEFAULT_SIZE, workers: int 
         warn(f"{legacy} rendered phantom(s) in {image_dir(size)} have no checksum (an older cxrbench wrote them); "
              "rendering them again, once")
     try:
-        image_dir(size).mkdir(parents=True, exist_ok=True)
+        mask_dir(size).mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         cache_unusable(root, exc, "creating the phantom render folder")
         return 0
     workers = workers or min(len(jobs), os.cpu_count() or 1)
     from tqdm.auto import tqdm
 
-    bar = tqdm(total=len(jobs), desc=f"render iu-phantom ({size}px)", unit="img", disable=not progress)
+    what = "" if any(j[5] for j in jobs) else " lung masks"
+    bar = tqdm(total=len(jobs), desc=f"render iu-phantom{what} ({size}px)", unit="img", disable=not progress)
     try:
         if workers <= 1:
             for job in jobs:
@@ -230,6 +264,41 @@ class PhantomImages:
         return Image.fromarray(pixels, mode="L")
 
 
+class PhantomLungMasks:
+    """The lung-field masks of iu-phantom: each mask is read from the render cache and verified; a missing or
+    damaged one is rendered (again) and, when the cache can be written, saved. Returns an ``L`` image (0 / 255)
+    at the image's size. Picklable."""
+
+    source = f"iu-phantom renderer, lung masks v{phantom.LUNG_MASK_VERSION}"
+
+    def __init__(self, jobs: dict[str, RenderJob]):
+        self.jobs = jobs
+
+    def __call__(self, record: ImageRecord) -> Image.Image:
+        path = mask_path(record.source)
+        try:
+            return read_rendered(path)
+        except FileNotFoundError:
+            pass
+        except CorruptEntry as exc:
+            warn(f"phantom lung mask {path} is damaged ({exc}); rendering it again")
+            with contextlib.suppress(OSError):
+                path.unlink()
+        job = self.jobs.get(record.image_id)
+        if job is None:
+            raise DataError(f"{path}: the lung mask of phantom {record.image_id!r} is not rendered and the image is "
+                            "not part of this dataset; load the dataset with cxrbench.data.iu_phantom.load")
+        _, lungs = render_with_lungs(job)
+        root = cache_root()
+        if not is_unusable(root):
+            try:
+                path.parent.mkdir(parents=True, exist_ok=True)
+                save_rendered(lungs, path)
+            except OSError as exc:
+                cache_unusable(root, exc, f"saving the phantom lung mask {path.name}")
+        return Image.fromarray(lungs, mode="L")
+
+
 def load(split: str = "test", policy: str = "longest", size: int = DEFAULT_SIZE, render: bool = True,
          workers: int | None = None, progress: bool = True, on_bad_image: str = "error") -> Dataset:
     """The iu-phantom dataset; renders missing images into the cache unless ``render=False``."""
@@ -253,11 +322,12 @@ def load(split: str = "test", policy: str = "longest", size: int = DEFAULT_SIZE,
         "mesh_tag_occurrences": occurrences,
         "unknown_mesh_terms": dict(sorted(unknown.items(), key=lambda kv: (-kv[1], kv[0]))),
         "unique_texts": len({t for t in (Dataset("", "", policy, kept).texts)}),
+        "lung_masks": PhantomLungMasks.source,
     }
+    jobs = {im.image_id: (s.tags, s.meta["seed"], im.view or "frontal", size) for s in kept for im in s.images}
     ds = Dataset(
         name="iu-phantom", split=split, policy=policy, studies=kept, summary=summary,
-        image_loader=PhantomImages({im.image_id: (s.tags, s.meta["seed"], im.view or "frontal", size)
-                                    for s in kept for im in s.images}),
+        image_loader=PhantomImages(jobs), lung_masks=PhantomLungMasks(jobs),
         provenance={"renderer_version": phantom.RENDERER_VERSION, "image_size": size,
                     "split_version": SPLIT_VERSION, "reports": ATTRIBUTION},
         on_bad_image=on_bad_image,

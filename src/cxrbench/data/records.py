@@ -103,6 +103,10 @@ class Dataset:
     #: What the runner does with an image that fails to decode: "error" (stop, naming the file) or "skip"
     #: (warn, leave the image out, count it in the results).
     on_bad_image: str = "error"
+    #: Per-image lung-field masks, if the dataset has them (iu-phantom renders them; ``lung_masks=DIR`` reads a
+    #: folder): called with an ImageRecord, returns an 8-bit ``L`` PIL image at the image's size, nonzero = lung.
+    #: Its ``source`` attribute says where the masks come from (part of their cache key).
+    lung_masks: Callable | None = None
 
     @property
     def texts(self) -> list[str]:
@@ -121,6 +125,13 @@ class Dataset:
             raise ConfigError(f"dataset {self.name} has no image loader")
         return self.image_loader(record)
 
+    def load_lung_mask(self, record: ImageRecord):
+        """The lung-field mask of ``record`` (see ``lung_masks``); DataError naming the file when it is missing
+        or undecodable."""
+        if self.lung_masks is None:
+            raise ConfigError(f"dataset {self.name} has no lung masks; pass --data-option lung_masks=DIR")
+        return self.lung_masks(record)
+
     def subset(self, n_studies: int) -> Dataset:
         """The first ``n_studies`` studies (for smoke runs); the summary says it is a subset."""
         if isinstance(n_studies, bool) or not isinstance(n_studies, int) or n_studies < 1:
@@ -131,7 +142,7 @@ class Dataset:
         summary = dict(self.summary, split=split, subset_of_studies=len(self.studies))
         summary.update(count_summary(sub))
         return Dataset(self.name, split, self.policy, sub, summary, self.image_loader, dict(self.provenance),
-                       self.on_bad_image)
+                       self.on_bad_image, self.lung_masks)
 
 
 def count_summary(studies: Sequence[Study]) -> dict:

@@ -8,6 +8,8 @@ Public API
 ----------
 ``parse_mesh(majors) -> PhantomSpec``  maps the ``<major>`` strings of one study to :class:`Finding` objects.
 ``render(spec, seed=..., view=..., size=...) -> uint8 (size, size)``  draws one radiograph.
+``render_with_lungs(...) -> (uint8 image, bool lung-field mask)``  the same image and its lung fields
+(lungs minus the heart's silhouette), versioned by ``LUNG_MASK_VERSION``.
 ``describe(spec) -> str``  one line such as ``"cardiomegaly(mild); pleural_effusion(right, small)"``.
 ``RENDERER_VERSION``  is part of the on-disk cache key: bump it whenever the pixels of any render change.
 ``FINDING_DOC`` / ``FINDING_KINDS``  every kind the renderer draws; ``SIDES``, ``ZONES``, ``SEVERITIES``,
@@ -72,7 +74,7 @@ it in ``_RULES`` in ``mesh.py``, write its hooks in the hook module of its group
 from __future__ import annotations
 
 from cxrbench.phantom.mesh import parse_mesh
-from cxrbench.phantom.render import RENDERER_VERSION, render
+from cxrbench.phantom.render import LUNG_MASK_VERSION, RENDERER_VERSION, render, render_with_lungs
 from cxrbench.phantom.spec import (
     FINDING_DOC,
     FINDING_KINDS,
@@ -85,5 +87,5 @@ from cxrbench.phantom.spec import (
     describe,
 )
 
-__all__ = ["FINDING_DOC", "FINDING_KINDS", "RENDERER_VERSION", "SEVERITIES", "SIDES", "VIEWS", "ZONES",
-           "Finding", "PhantomSpec", "describe", "parse_mesh", "render"]
+__all__ = ["FINDING_DOC", "FINDING_KINDS", "LUNG_MASK_VERSION", "RENDERER_VERSION", "SEVERITIES", "SIDES", "VIEWS",
+           "ZONES", "Finding", "PhantomSpec", "describe", "parse_mesh", "render", "render_with_lungs"]

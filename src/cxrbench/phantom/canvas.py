@@ -40,6 +40,8 @@ class Canvas:
         self.air = np.zeros((n, n), np.float32)
         self.vgate = np.ones((n, n), np.float32)
         self.hemi: dict[str, np.ndarray] = {}
+        #: the heart's silhouette (soft edge, 0..1); recorded for the lung-field masks, never drawn from
+        self.heart = np.zeros((n, n), np.float32)
         self.ribs = np.zeros((n, n), np.float32)
         self.bones = np.zeros((n, n), np.float32)
         self.anchor: dict[str, tuple[float, float]] = {}

@@ -139,6 +139,7 @@ def _frontal_heart(A: Anatomy, cv: Canvas) -> dict[str, float]:
         ra = np.clip((1.0 - np.sqrt(ellipse_r2(w, ra_u, ra_v, ra_r, ra_r * 1.05))) / (1.5 * cv.px / ra_r), 0, 1)
         hm = np.maximum(hm, ra)
         cv.air[w.idx] *= 1.0 - 0.88 * hm
+        cv.heart[w.idx] = hm
     ca, sa = math.cos(h["angle"]), math.sin(h["angle"])
     cv.anchor["heart"] = (h["u"], h["v"])
     cv.anchor["ra"] = (h["right"] + 0.12 * h["width"], h["v"] + 0.01)

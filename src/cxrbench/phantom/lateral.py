@@ -122,6 +122,7 @@ def lateral_base(A: Anatomy, cv: Canvas, rng: np.random.Generator) -> tuple[np.n
         r2 = ellipse_r2(hw, hu, hv, ha, hb, -0.55)
         hm = np.clip((1.0 - np.sqrt(r2)) / (1.5 * cv.px / hb), 0.0, 1.0)
         cv.air[hw.idx] *= 1.0 - 0.72 * hm
+        cv.heart[hw.idx] = hm
     cv.anchor.update({"heart": (hu, hv), "ra": (hu + 0.02, hv + 0.02), "rv_apex": (hu - 0.08 * s, hv + 0.06),
                       "svc": (g["uc"] - 0.045, A.apex_v + 0.28), "carina": (g["uc"] + 0.01, A.apex_v + 0.24),
                       "stomach": (g["ant"] + 0.45 * g["depth"], A.dome_v("left") + 0.05),

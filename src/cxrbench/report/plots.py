@@ -1,4 +1,4 @@
-"""Recall@k against occlusion level, one panel per (direction, model)."""
+"""Recall@k against level (occlusion: blocked %; other families: severity 0..5), one panel per (direction, model)."""
 
 from __future__ import annotations
 
@@ -6,6 +6,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from cxrbench.io import atomic_path
+from cxrbench.report.labels import level_kind
 
 PLOT_KS = (5, 10, 20, 50, 100)
 
@@ -18,6 +19,8 @@ def plot_recall(records: Sequence[dict], path: str | Path, ks: Sequence[int] = P
 
     corruption = corruption or records[0]["corruption"]
     recs = [r for r in records if r["corruption"] == corruption]
+    fraction = level_kind(recs[0].get("corruption_params")) == "fraction"
+    scale = 100 if fraction else 1
     models = list(dict.fromkeys(r["model"] for r in recs))
     dirs = list(dict.fromkeys(r["direction"] for r in recs))
     ks = [k for k in ks if any(r["k"] == k for r in recs)]
@@ -34,18 +37,21 @@ def plot_recall(records: Sequence[dict], path: str | Path, ks: Sequence[int] = P
                     continue
                 xs, ys = zip(*pts)
                 color = cmap(n / max(1, len(ks) - 1))
-                ax.plot([x * 100 for x in xs], ys, marker="o", ms=3, color=color, label=f"R@{k}")
+                ax.plot([x * scale for x in xs], ys, marker="o", ms=3, color=color, label=f"R@{k}")
                 chance = next(r["chance"] for r in recs if r["direction"] == direction and r["k"] == k)
                 ax.axhline(chance, color=color, lw=0.7, ls=":")
             ax.set_title(f"{model}\n{direction}", fontsize=9)
             ax.set_ylim(0, 1)
             ax.grid(alpha=0.3)
             if i == len(dirs) - 1:
-                ax.set_xlabel(f"occlusion ({corruption}) %")
+                ax.set_xlabel(f"occlusion ({corruption}) %" if fraction else f"{corruption}: severity (0 = clean)")
+                if not fraction:
+                    ax.set_xticks(sorted({r["level"] for r in recs}))
             if j == 0:
                 ax.set_ylabel("Recall@k")
     axes[0][-1].legend(fontsize=7, loc="upper right")
-    fig.suptitle(f"{recs[0]['dataset']}/{recs[0]['split']}: Recall@k vs occlusion (dotted: chance)", fontsize=10)
+    what = "occlusion" if fraction else "severity"
+    fig.suptitle(f"{recs[0]['dataset']}/{recs[0]['split']}: Recall@k vs {what} (dotted: chance)", fontsize=10)
     fig.tight_layout()
     with atomic_path(path) as tmp:
         fig.savefig(tmp, dpi=110, format="png")

@@ -7,6 +7,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from cxrbench.io import atomic_path
+from cxrbench.report.labels import level_kind
 
 PAPER_KS = (5, 10, 20, 30, 50, 100)
 CSV_FIELDS = (
@@ -19,6 +20,8 @@ CSV_FIELDS = (
     "n_studies", "ci95_study_low", "ci95_study_high", "retention", "retention_ci95_low", "retention_ci95_high",
     "auc", "auc_ci95_low", "auc_ci95_high", "auc_retention", "auc_retention_ci95_low", "auc_retention_ci95_high",
     "dataset_fingerprint",
+    # what `level` is: fraction (occlusion) or severity (0..5)
+    "level_kind",
 )
 #: record fields holding a [low, high] interval, written as <field>_low / <field>_high columns
 _INTERVALS = ("ci95", "ci95_study", "retention_ci95", "auc_ci95", "auc_retention_ci95")
@@ -40,7 +43,10 @@ def _index(records: Sequence[dict]) -> dict:
 
 
 def markdown_tables(records: Sequence[dict], ks: Sequence[int] = PAPER_KS, percent: bool = True) -> str:
-    """One table per (corruption, direction): rows model x level, columns R@k (as in the paper's Table 1)."""
+    """One table per (corruption, direction): rows model x level, columns R@k (as in the paper's Table 1).
+
+    Occlusion levels are shown as blocked percentages (``49%``), the other families' as severities (``3``, with
+    ``0 (clean)``); the kind comes from the record's ``corruption_params["family"]``."""
     idx = _index(records)
     models = list(dict.fromkeys(r["model"] for r in records))
     corrs = list(dict.fromkeys(r["corruption"] for r in records))
@@ -51,9 +57,11 @@ def markdown_tables(records: Sequence[dict], ks: Sequence[int] = PAPER_KS, perce
     for corr in corrs:
         for direction in dirs:
             sample = next(r for r in records if r["corruption"] == corr and r["direction"] == direction)
-            lines.append(f"### {direction} — occlusion `{corr}` ({_describe(sample)})")
+            fraction = level_kind(sample.get("corruption_params")) == "fraction"
+            lines.append(f"### {direction} — {'occlusion ' if fraction else ''}`{corr}` ({_describe(sample)})")
             lines.append("")
-            lines.append("| Model | Occlusion | " + " | ".join(f"R@{k}" for k in ks) + " |")
+            lines.append(f"| Model | {'Occlusion' if fraction else 'Severity'} | " + " | ".join(f"R@{k}" for k in ks)
+                         + " |")
             lines.append("|---|---:|" + "---:|" * len(ks))
             for model in models:
                 levels = sorted({r["level"] for r in records if r["model"] == model and r["corruption"] == corr})
@@ -62,7 +70,8 @@ def markdown_tables(records: Sequence[dict], ks: Sequence[int] = PAPER_KS, perce
                     for k in ks:
                         r = idx.get((model, corr, lv, direction, k))
                         cells.append("" if r is None else _fmt(r["value"], percent))
-                    lines.append(f"| {model} | {lv * 100:.0f}% | " + " | ".join(cells) + " |")
+                    shown = f"{lv * 100:.0f}%" if fraction else ("0 (clean)" if lv == 0 else f"{lv:g}")
+                    lines.append(f"| {model} | {shown} | " + " | ".join(cells) + " |")
             chance = ", ".join(f"R@{k} {_fmt(min(1.0, k / sample['n_gallery']), percent)}" for k in ks)
             lines.append("")
             lines.append(f"Queries: {sample['n_queries']}; gallery: {sample['n_gallery']}; nominal chance (k / gallery): "
@@ -77,9 +86,32 @@ def _fmt(v: float, percent: bool) -> str:
 
 def _describe(r: dict) -> str:
     p = r.get("corruption_params") or {}
-    bits = [f"fill {p.get('fill', '?')}"]
-    if "patch_size" in p:
-        bits.append(f"patch {p['patch_size']}")
+    if level_kind(p) == "fraction":
+        bits = [f"fill {p.get('fill', '?')}"]
+        if "patch_size" in p:
+            bits.append(f"patch {p['patch_size']}")
+        if "lung_fields" in p:
+            bits.append(f"lung fields: {p['lung_fields']}")
+    else:
+        bits = [_severity_parameter(p)]
     bits.append(f"seed {r['seed']}")
     bits.append(f"{r['dataset']}/{r['split']}, text: {r['policy']}")
     return "; ".join(bits)
+
+
+def _severity_parameter(params: dict) -> str:
+    """``std 0.04 / 0.08 / 0.12 / 0.18 / 0.26 at severities 1-5`` from a severity family's params."""
+    for name, values in params.items():
+        if name in ("family", "version") or not isinstance(values, list) or len(values) != 5:
+            continue
+        shown = " / ".join(_short(v) for v in values)
+        return f"{name} {shown} at severities 1-5"
+    return f"{params.get('family', '?')} severities 1-5"
+
+
+def _short(value) -> str:
+    if isinstance(value, (list, tuple)) and len(value) > 3:
+        return f"{value[0]:g}..{value[-1]:g}"
+    if isinstance(value, (list, tuple)):
+        return "(" + ", ".join(f"{v:g}" for v in value) + ")"
+    return f"{value:g}" if isinstance(value, float) else str(value)

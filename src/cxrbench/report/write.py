@@ -1,5 +1,7 @@
 """Write a sweep's results folder: records.jsonl, results.csv, table.md, recall_<corruption>.png, run.json,
-ranks.pt, examples.npz. Files are written atomically; nothing half-written is left behind."""
+ranks.pt, examples.npz. Files are written atomically; nothing half-written is left behind.
+
+A corruption name with parentheses names its plot without them: ``lungs(masks)`` -> ``recall_lungs-masks.png``."""
 
 from __future__ import annotations
 
@@ -13,6 +15,11 @@ from cxrbench.report.plots import plot_recall
 from cxrbench.report.run_files import write_examples, write_ranks
 from cxrbench.report.tables import markdown_tables, write_csv
 from cxrbench.results import SweepResult, records
+
+
+def plot_name(corruption: str) -> str:
+    """A corruption name as part of a file name: ``lungs(masks)`` -> ``lungs-masks``."""
+    return corruption.replace("(", "-").replace(")", "")
 
 
 def write_records(recs: Sequence[dict], path: str | Path) -> None:
@@ -38,7 +45,7 @@ def write_run(result: SweepResult, out_dir: str | Path, run_id: str) -> dict[str
     write_text_atomic(paths["table"], header + (skipped + "\n" if skipped else "") + markdown_tables(recs) + "\n")
     if recs:
         for corr in dict.fromkeys(r["corruption"] for r in recs):
-            paths[f"plot_{corr}"] = out / f"recall_{corr}.png"
+            paths[f"plot_{corr}"] = out / f"recall_{plot_name(corr)}.png"
             plot_recall(recs, paths[f"plot_{corr}"], corruption=corr)
     paths["run"] = out / "run.json"
     run = {
