@@ -52,7 +52,7 @@ from torch import nn
 
 from cxrbench.errors import CheckpointError, ConfigError, WeightsNotAvailable
 from cxrbench.models import sources
-from cxrbench.models.base import Encoder, ModelInfo, l2_normalise
+from cxrbench.models.base import Encoder, ModelInfo, l2_normalise, longer_side_at_least
 from cxrbench.models.checkpoint import build_without_random_init, load_checked, load_state_file, sha256_file
 from cxrbench.models.cv_area import resize_area
 from cxrbench.models.hf_compat import DERIVED_BUFFERS
@@ -229,6 +229,13 @@ class GloriaEncoder(Encoder):
     @property
     def geometry_key(self) -> str:
         return f"gray-cvarea-longest{self.arch.imsize}-zeropad-crop{self.arch.crop}"
+
+    def decode_size(self, width: int, height: int) -> tuple[int, int]:
+        """INTER_AREA resize of the longer side to imsize."""
+        return longer_side_at_least(width, height, self.arch.imsize)
+
+    def text_settings(self) -> dict:
+        return {**super().text_settings(), "max_length": self.arch.word_num}
 
     def geometry(self, image: Image.Image) -> torch.Tensor:
         """Grayscale, OpenCV INTER_AREA resize of the longest side to imsize, zero pad to a square, centre crop:
