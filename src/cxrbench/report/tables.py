@@ -18,6 +18,8 @@ CSV_FIELDS = (
     "achieved_level",
     "n_studies", "ci95_study_low", "ci95_study_high", "retention", "retention_ci95_low", "retention_ci95_high",
     "auc", "auc_ci95_low", "auc_ci95_high", "auc_retention", "auc_retention_ci95_low", "auc_retention_ci95_high",
+    # how the images were decoded (exact, or fast: --decode fast)
+    "decode",
 )
 #: record fields holding a [low, high] interval, written as <field>_low / <field>_high columns
 _INTERVALS = ("ci95", "ci95_study", "retention_ci95", "auc_ci95", "auc_retention_ci95")
