@@ -13,10 +13,16 @@ from PIL import Image
 from cxrbench.config import SweepConfig
 from cxrbench.data import load_dataset
 from cxrbench.data.images import decode_image
-from cxrbench.decode import combined_need, decode_jpegs_on_device, reduction_factor
+from cxrbench.decode import (
+    combined_need,
+    decode_jpegs_on_device,
+    longer_side_at_least,
+    need_size,
+    reduction_factor,
+    shorter_side_at_least,
+)
 from cxrbench.embed_cache import chunk_keys, image_embedding_key
 from cxrbench.engine import image_chunks
-from cxrbench.models.base import longer_side_at_least, shorter_side_at_least
 from cxrbench.prepared import Prepared
 from cxrbench.results import records
 from cxrbench.runner import run_sweep
@@ -74,12 +80,21 @@ def test_other_formats_decode_in_full(tmp_path):
 
 
 def test_combined_need_satisfies_every_need_and_full_size_wins():
-    a = lambda w, h: shorter_side_at_least(w, h, 224)  # noqa: E731
-    b = lambda w, h: longer_side_at_least(w, h, 320)  # noqa: E731
-    both = combined_need([a, b])
-    assert both(2544, 3056) == (max(a(2544, 3056)[0], b(2544, 3056)[0]), max(a(2544, 3056)[1], b(2544, 3056)[1]))
-    assert combined_need([a, lambda w, h: None])(100, 100) is None
+    a, b = ("shorter", 224), ("longer", 320)
+    assert need_size(a, 2544, 3056) == (224, 270) and need_size(b, 2544, 3056) == (267, 320)
+    assert combined_need([a, b])(2544, 3056) == (267, 320)
+    assert need_size(a, 100, 150) == (100, 150)  # never enlarged
     assert combined_need([a, None]) is None and combined_need([]) is None
+    with pytest.raises(ValueError, match="shorter"):
+        combined_need([("middle", 3)])
+
+
+def test_the_paper_models_say_what_their_geometry_resizes(paper_encoders):
+    assert {m: e.decode_need() for m, e in paper_encoders.items()} == {
+        "clip": ("shorter", 224), "cxr_repair": ("longer", 320), "medclip": ("longer", 224),
+        "cxr_clip": ("shorter", 224)}
+    need = combined_need(e.decode_need() for e in paper_encoders.values())
+    assert reduction_factor(2544, 3056, need(2544, 3056)) == 8  # MIMIC size: 1/8 serves all four
 
 
 def test_device_path_reduces_like_the_draft_and_leaves_what_it_cannot_take(tmp_path):
@@ -129,8 +144,7 @@ def test_fast_sweep_is_opt_in_recorded_and_keyed_apart(dataset, paper_encoders):
     key_exact = image_embedding_key(enc, prep_exact, occ, cfg, 0.0, chunk)
     assert "decode" not in key_exact  # exact-decode keys are as they always were
     key_fast = image_embedding_key(enc, prep_fast, occ, fast_cfg, 0.0, chunk)
-    assert key_fast["decode"] == {"mode": "fast", "backend": "pil-draft",
-                                  "group": sorted(e.geometry_key for e in encoders.values())}
+    assert key_fast["decode"] == {"mode": "fast", "backend": "pil-draft", "needs": ["longer320", "shorter224"]}
     assert chunk_keys(enc, prep_fast, occ, fast_cfg, [chunk]) != chunk_keys(enc, prep_exact, occ, cfg, [chunk])
 
 
@@ -150,3 +164,25 @@ def test_fast_geometry_stays_close_to_exact_at_full_scale(tmp_path, paper_encode
         a = exact.geometry(enc, False).float()
         b = fast.geometry(enc, False).float()
         assert a.shape == b.shape and 0 < (a - b).abs().mean() < 3
+
+
+def test_fast_pixels_follow_the_needs_of_the_run_not_what_was_made_before(tmp_path, paper_encoders):
+    """medclip alone decodes a 1600 x 1920 JPEG at 1/8; with clip in the run, at 1/4 (clip needs more). Geometry
+    made at the old scale is not served once the run's needs change, and the cache key says which needs."""
+    from cxrbench.data.common import decode_record
+    from cxrbench.data.records import Dataset, ImageRecord, Study
+
+    path = _jpeg(tmp_path / "x.jpg", 1600, 1920, seed=5)
+    ds = Dataset("one", "test", "findings", [Study("s", (ImageRecord("i", str(path)),), "text", "")],
+                 image_loader=decode_record)
+    clip, medclip = paper_encoders["clip"], paper_encoders["medclip"]
+    prep = Prepared(ds, decode="fast")
+    alone = prep.geometry(medclip, False).clone()
+    assert prep.decode_identity()["needs"] == ["longer224"]
+    prep.register([clip])
+    assert prep.decode_identity()["needs"] == ["longer224", "shorter224"]
+    together = prep.geometry(medclip, False)
+    assert prep.decode_stats.images == 2 and not torch.equal(alone, together)
+    fresh = Prepared(ds, decode="fast")
+    fresh.register([clip, medclip])
+    assert torch.equal(fresh.geometry(medclip, False), together)

@@ -4,8 +4,8 @@
 preprocessing does. ``--decode fast`` (opt-in) lets a JPEG be decoded reduced:
 
 * on the CPU, with Pillow's draft mode: libjpeg scales in the DCT domain by 1/2, 1/4 or 1/8, and the smallest scale
-  whose size is still at least what every geometry of the pass needs is used (:func:`combined_need`, from each
-  model's :meth:`cxrbench.models.Encoder.decode_size`);
+  whose size is still at least what every geometry of the run needs is used (:func:`combined_need` of each
+  model's :meth:`cxrbench.models.Encoder.decode_need`: its shorter or longer side resized to n pixels);
 * on CUDA, with torchvision's batched nvjpeg decoder (:func:`decode_jpegs_on_device`): the full-size image is
   decoded on the GPU, averaged down by the same power-of-two factor there, and only the reduced image is copied
   to the host for the geometry stage.
@@ -18,9 +18,10 @@ path, a decoder error) is decoded in full as in ``exact``.
 from __future__ import annotations
 
 import io
+import math
 import threading
 import warnings
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -35,18 +36,43 @@ DCT_FACTORS = (8, 4, 2, 1)
 
 #: ``need(width, height) -> (w, h) | None`` (see :data:`cxrbench.data.images.DraftSize`)
 Need = Callable[[int, int], "tuple[int, int] | None"]
+#: what a geometry resizes (:meth:`cxrbench.models.Encoder.decode_need`): ("shorter" | "longer", pixels)
+DecodeNeed = tuple[str, int]
 
 
-def combined_need(needs: Sequence[Need | None]) -> Need | None:
-    """One size need that satisfies every need of ``needs`` (the largest in each dimension); None when any of
-    them needs the full-size image, or there are none."""
+def shorter_side_at_least(width: int, height: int, side: int) -> tuple[int, int]:
+    """(w, h) of ``width`` x ``height`` scaled so that its shorter side is ``side`` (rounded up, never enlarged)."""
+    scale = side / min(width, height)
+    return min(width, math.ceil(width * scale)), min(height, math.ceil(height * scale))
+
+
+def longer_side_at_least(width: int, height: int, side: int) -> tuple[int, int]:
+    """(w, h) of ``width`` x ``height`` scaled so that its longer side is ``side`` (rounded up, never enlarged)."""
+    scale = side / max(width, height)
+    return min(width, math.ceil(width * scale)), min(height, math.ceil(height * scale))
+
+
+def need_size(need: DecodeNeed, width: int, height: int) -> tuple[int, int]:
+    """The smallest size an upright ``width`` x ``height`` image may be decoded at for a geometry of ``need``."""
+    kind, side = need
+    if kind == "shorter":
+        return shorter_side_at_least(width, height, side)
+    if kind == "longer":
+        return longer_side_at_least(width, height, side)
+    raise ValueError(f"decode need {need!r}: the side must be 'shorter' or 'longer'")
+
+
+def combined_need(needs: Iterable[DecodeNeed | None]) -> Need | None:
+    """``need(width, height)``: the smallest size that serves every geometry of ``needs`` (the largest in each
+    dimension); None when one of them needs the full-size image, or there are none."""
+    needs = list(needs)
     if not needs or any(n is None for n in needs):
         return None
+    for n in needs:
+        need_size(n, 1, 1)  # a malformed need is an error here, not in a decode thread
 
-    def need(width: int, height: int) -> tuple[int, int] | None:
-        sizes = [n(width, height) for n in needs]
-        if any(s is None for s in sizes):
-            return None
+    def need(width: int, height: int) -> tuple[int, int]:
+        sizes = [need_size(n, width, height) for n in needs]
         return max(s[0] for s in sizes), max(s[1] for s in sizes)
 
     return need
@@ -163,5 +189,5 @@ def decode_jpegs_on_device(paths: Sequence[str | Path], need: Need | None,
     return out
 
 
-__all__ = ["DCT_FACTORS", "DECODE_MODES", "DecodeStats", "Need", "combined_need", "decode_jpegs_on_device",
-           "reduction_factor"]
+__all__ = ["DCT_FACTORS", "DECODE_MODES", "DecodeNeed", "DecodeStats", "Need", "combined_need",
+           "decode_jpegs_on_device", "longer_side_at_least", "need_size", "reduction_factor", "shorter_side_at_least"]

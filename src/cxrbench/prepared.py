@@ -21,7 +21,6 @@ import os
 import sys
 import time
 import warnings
-import weakref
 from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
@@ -34,7 +33,7 @@ from cxrbench.cache import CorruptEntry, EntryStore, cache_root, read_header, st
 from cxrbench.config import SweepConfig
 from cxrbench.data import Dataset, ImageRecord, load_dataset
 from cxrbench.data.records import count_summary
-from cxrbench.decode import DECODE_MODES, DecodeStats, Need, combined_need, decode_jpegs_on_device
+from cxrbench.decode import DECODE_MODES, DecodeNeed, DecodeStats, Need, combined_need, decode_jpegs_on_device
 from cxrbench.errors import ConfigError, DataError
 from cxrbench.models import Encoder
 from cxrbench.provenance import resolve_device
@@ -82,7 +81,7 @@ class Prepared:
         self._geometry: dict[tuple[str, str | None], torch.Tensor] = {}
         self._rows: dict[tuple[str, str], dict[int, int]] = {}  # subset entry -> {image index: row}
         self._probe: dict[tuple[str, int], torch.Tensor] = {}  # (geometry key, image index) -> tensors (frame probe)
-        self._needs: dict[str, Callable[[], Any]] = {}  # geometry key -> weak reference to its decode_size
+        self._needs: dict[str, DecodeNeed | None] = {}  # geometry key -> what it resizes (decode="fast")
         self.dataset = dataset
         if dataset.on_bad_image == "skip":
             self.dataset = self._drop_undecodable(progress)
@@ -223,32 +222,30 @@ class Prepared:
 
     def decode_identity(self) -> dict | None:
         """What the decode mode adds to cache keys: None for ``exact`` (keys as they always were); for ``fast``, the
-        backend and the geometry keys whose size needs set the reduction (the pass decodes for all of them)."""
+        backend and the size needs of the run's geometries, which set the reduction (:meth:`register`)."""
         if self.decode == "exact":
             return None
+        needs = sorted({"full" if n is None else f"{n[0]}{n[1]}" for n in self._needs.values()})
         return {"mode": self.decode, "backend": "nvjpeg" if self._decodes_on_device() else "pil-draft",
-                "group": sorted(self._needs)}
+                "needs": needs}
 
     # -- geometry --------------------------------------------------------------------------------------------------
     def register(self, encoders: Iterable[Encoder]) -> None:
-        """Note the geometries of a run (``decode="fast"`` decodes each image at a scale that serves all of them,
-        so that a geometry's pixels do not depend on which others happened to need decoding). Only weak
-        references to the encoders are kept."""
+        """Note the geometries of a run and what each resizes (:meth:`Encoder.decode_need`). ``decode="fast"``
+        decodes each image at a scale that serves all of them, so that a geometry's pixels do not depend on which
+        others happened to need decoding; should the set of needs grow (a model of another run on the same
+        object), geometry tensors made at the old scale are forgotten and made again when asked for."""
+        before = set(self._needs.values())
         for enc in encoders:
-            if enc.geometry_key in self._needs:
-                continue
-            try:
-                self._needs[enc.geometry_key] = weakref.WeakMethod(enc.decode_size)
-            except TypeError:  # not a bound method
-                self._needs[enc.geometry_key] = lambda fn=enc.decode_size: fn
+            self._needs.setdefault(enc.geometry_key, enc.decode_need())
+        if self.decode == "fast" and set(self._needs.values()) != before:
+            self._geometry.clear()
+            self._rows.clear()
+            self._probe.clear()
 
-    def _need(self) -> tuple[Need | None, bool]:
-        """(the size need of the decode pass, whether every registered geometry's need is still known)."""
-        if self.decode == "exact":
-            return None, True
-        needs = [ref() for ref in self._needs.values()]
-        alive = [n for n in needs if n is not None]
-        return combined_need(alive), len(alive) == len(needs)
+    def _need(self) -> Need | None:
+        """The size need of the decode pass (None: full size)."""
+        return None if self.decode == "exact" else combined_need(self._needs.values())
 
     def frame_size(self, encoder: Encoder) -> tuple[int, int]:
         """(H, W) of the encoder's input frame (see :meth:`frame_sizes`)."""
@@ -272,7 +269,7 @@ class Prepared:
             else:
                 missing.setdefault(key, enc)
         if missing:
-            need, _ = self._need()
+            need = self._need()
             stages = {key: enc.geometry for key, enc in missing.items()}
             first = self._decode_each([self.image_records[0]], lambda _, image: {k: g(image) for k, g in stages.items()},
                                       False, "decode first image", need=need)[0]
@@ -336,7 +333,7 @@ class Prepared:
                     users.setdefault(i, []).append(key)
         order = sorted(users)
         stages = {key: enc.geometry for key, (enc, _) in todo.items()}
-        need, complete = self._need()
+        need = self._need()
         desc = f"decode + geometry {', '.join(todo)}"
         decoded = self._decode_each([self.image_records[i] for i in order],
                                     lambda p, image: {k: stages[k](image) for k in users[order[p]]},
@@ -349,8 +346,7 @@ class Prepared:
             tensors = torch.stack(rows)
             del rows
             self._store(key, indices, tensors)
-            if complete:  # reusable by later runs: decoding dominates on a GPU
-                self._store_on_disk().write(self._disk_key(key, indices), tensors)
+            self._store_on_disk().write(self._disk_key(key, indices), tensors)  # later runs skip decoding
         del results
         release_freed_memory()
         wall = time.perf_counter() - t0

@@ -15,15 +15,14 @@ and pooling, and ``encode_texts`` batches, normalises and concatenates (an adapt
 the reference models', overrides ``encode_texts`` instead).
 ``encode_images`` chains the three image stages and is what a user calls on PIL images.
 
-Two optional hooks serve the sweep's speed-ups: ``decode_size`` says how small a decoded image may be before the
-geometry stage without changing what it does in kind (``--decode fast`` decodes JPEGs reduced in the DCT domain to
-at least that size), and ``text_settings`` names what, besides the checkpoint, decides the text embeddings (the
-key of the on-disk text-embedding cache).
+Two optional hooks serve the sweep's speed-ups: ``decode_need`` says which side of the image the geometry stage
+resizes to how many pixels, so ``--decode fast`` may decode JPEGs reduced in the DCT domain to no less than that,
+and ``text_settings`` names what, besides the checkpoint, decides the text embeddings (the key of the on-disk
+text-embedding cache).
 """
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
@@ -69,10 +68,11 @@ class Encoder:
         """Run the image tower; return (B, D) float32, L2-normalised."""
         raise NotImplementedError
 
-    def decode_size(self, width: int, height: int) -> tuple[int, int] | None:
-        """The smallest (w, h) an upright ``width`` x ``height`` image may be decoded at for this model's geometry
-        stage (``--decode fast``): the geometry then still downsamples and never upsamples. None (the default):
-        the geometry needs the full-size image."""
+    def decode_need(self) -> tuple[str, int] | None:
+        """What the geometry stage resizes: ``("shorter", n)`` (the shorter side to n pixels) or ``("longer", n)``
+        (the longer side, e.g. before padding to a square). ``--decode fast`` decodes no smaller than that, so the
+        geometry still downsamples and never upsamples (:mod:`cxrbench.decode`). None (the default): the geometry
+        needs the full-size image."""
         return None
 
     # -- text path ---------------------------------------------------------------------------
@@ -128,20 +128,6 @@ class Encoder:
         if not out:
             return torch.empty(0, self.info.embed_dim)
         return torch.cat(out)
-
-
-def shorter_side_at_least(width: int, height: int, side: int) -> tuple[int, int]:
-    """(w, h) of ``width`` x ``height`` scaled so that its shorter side is ``side`` (rounded up): the
-    :meth:`Encoder.decode_size` of a geometry that resizes the shorter side to ``side``."""
-    scale = side / min(width, height)
-    return min(width, math.ceil(width * scale)), min(height, math.ceil(height * scale))
-
-
-def longer_side_at_least(width: int, height: int, side: int) -> tuple[int, int]:
-    """(w, h) of ``width`` x ``height`` scaled so that its longer side is ``side`` (rounded up): the
-    :meth:`Encoder.decode_size` of a geometry that resizes (or pads) by the longer side."""
-    scale = side / max(width, height)
-    return min(width, math.ceil(width * scale)), min(height, math.ceil(height * scale))
 
 
 def tokenizer_fingerprint(tokenizer) -> dict:

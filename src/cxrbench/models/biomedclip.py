@@ -48,7 +48,7 @@ from PIL import Image
 
 from cxrbench.errors import CheckpointError, ConfigError, WeightsNotAvailable
 from cxrbench.models import sources
-from cxrbench.models.base import Encoder, ModelInfo, l2_normalise, pil_to_uint8, shorter_side_at_least
+from cxrbench.models.base import Encoder, ModelInfo, l2_normalise, pil_to_uint8
 from cxrbench.models.checkpoint import (
     build_without_random_init,
     load_checked,
@@ -331,9 +331,9 @@ class BiomedClip(Encoder):
         image = TF.center_crop(image, [size, size])
         return pil_to_uint8(image.convert("RGB"))
 
-    def decode_size(self, width: int, height: int) -> tuple[int, int]:
+    def decode_need(self) -> tuple[str, int]:
         """Resize mode "shortest": the shorter side to the input size."""
-        return shorter_side_at_least(width, height, self.preprocess["size"])
+        return ("shorter", int(self.preprocess["size"]))
 
     def text_settings(self) -> dict:
         return {**super().text_settings(), "context_length": self.context_length}

@@ -59,7 +59,7 @@ from torchvision.transforms import InterpolationMode
 
 from cxrbench.errors import CheckpointError, ConfigError, WeightsNotAvailable
 from cxrbench.models import sources
-from cxrbench.models.base import Encoder, ModelInfo, l2_normalise, pil_to_uint8, shorter_side_at_least
+from cxrbench.models.base import Encoder, ModelInfo, l2_normalise, pil_to_uint8
 from cxrbench.models.checkpoint import build_without_random_init, load_checked, load_state_file, sha256_file
 from cxrbench.models.hf_compat import DERIVED_BUFFERS, translate_state_dict
 from cxrbench.models.pickled_config import OMEGACONF_STANDINS, plain_config
@@ -329,9 +329,9 @@ class CxrClipEncoder(Encoder):
         image = TF.center_crop(image, IMAGE_SIZE)
         return pil_to_uint8(image)
 
-    def decode_size(self, width: int, height: int) -> tuple[int, int]:
+    def decode_need(self) -> tuple[str, int]:
         """The shorter side is resized to IMAGE_SIZE."""
-        return shorter_side_at_least(width, height, IMAGE_SIZE)
+        return ("shorter", IMAGE_SIZE)
 
     def text_settings(self) -> dict:
         return {**super().text_settings(), "max_length": self.arch.text_max_length, "padding": "longest",

@@ -52,7 +52,7 @@ from torch import nn
 
 from cxrbench.errors import CheckpointError, ConfigError, WeightsNotAvailable
 from cxrbench.models import sources
-from cxrbench.models.base import Encoder, ModelInfo, l2_normalise, longer_side_at_least
+from cxrbench.models.base import Encoder, ModelInfo, l2_normalise
 from cxrbench.models.checkpoint import build_without_random_init, load_checked, load_state_file, sha256_file
 from cxrbench.models.cv_area import resize_area
 from cxrbench.models.hf_compat import DERIVED_BUFFERS
@@ -230,9 +230,9 @@ class GloriaEncoder(Encoder):
     def geometry_key(self) -> str:
         return f"gray-cvarea-longest{self.arch.imsize}-zeropad-crop{self.arch.crop}"
 
-    def decode_size(self, width: int, height: int) -> tuple[int, int]:
+    def decode_need(self) -> tuple[str, int]:
         """INTER_AREA resize of the longer side to imsize."""
-        return longer_side_at_least(width, height, self.arch.imsize)
+        return ("longer", int(self.arch.imsize))
 
     def text_settings(self) -> dict:
         return {**super().text_settings(), "max_length": self.arch.word_num}

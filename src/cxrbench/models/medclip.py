@@ -63,7 +63,7 @@ from torch import nn
 
 from cxrbench.errors import CheckpointError, ConfigError, CxrBenchError, WeightsNotAvailable
 from cxrbench.models import sources
-from cxrbench.models.base import Encoder, ModelInfo, l2_normalise, longer_side_at_least, pil_to_uint8
+from cxrbench.models.base import Encoder, ModelInfo, l2_normalise, pil_to_uint8
 from cxrbench.models.checkpoint import (
     build_without_random_init,
     load_checked,
@@ -324,9 +324,9 @@ class MedCLIPEncoder(Encoder):
     def geometry(self, image: Image.Image) -> torch.Tensor:
         return medclip_geometry(image)
 
-    def decode_size(self, width: int, height: int) -> tuple[int, int]:
+    def decode_need(self) -> tuple[str, int]:
         """Padded to a square of the longer side, then resized to IMAGE_SIZE."""
-        return longer_side_at_least(width, height, IMAGE_SIZE)
+        return ("longer", IMAGE_SIZE)
 
     def text_settings(self) -> dict:
         return {**super().text_settings(), "max_length": TEXT_MAX_LENGTH, "padding": "max_length"}

@@ -56,14 +56,7 @@ from PIL import Image
 
 from cxrbench.errors import CheckpointError, ConfigError, WeightsNotAvailable
 from cxrbench.models import sources
-from cxrbench.models.base import (
-    Encoder,
-    ModelInfo,
-    l2_normalise,
-    longer_side_at_least,
-    pil_to_uint8,
-    shorter_side_at_least,
-)
+from cxrbench.models.base import Encoder, ModelInfo, l2_normalise, pil_to_uint8
 from cxrbench.models.checkpoint import load_checked, load_state_file, sha256_file, unwrap_state_dict
 from cxrbench.models.registry import env_var
 
@@ -425,11 +418,11 @@ class OpenAIClipEncoder(Encoder):
             return openai_geometry(image, self.arch.image_size)
         return cxr_pad_geometry(image, CXR_CANVAS)
 
-    def decode_size(self, width: int, height: int) -> tuple[int, int]:
+    def decode_need(self) -> tuple[str, int]:
         """openai: the shorter side resized to the input size; cxr_pad320: the longer side to the canvas."""
         if self.preprocessing == "openai":
-            return shorter_side_at_least(width, height, self.arch.image_size)
-        return longer_side_at_least(width, height, CXR_CANVAS)
+            return ("shorter", int(self.arch.image_size))
+        return ("longer", CXR_CANVAS)
 
     def intensity(self, pixels: torch.Tensor) -> torch.Tensor:
         pixels = pixels.float()

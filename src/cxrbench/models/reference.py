@@ -24,7 +24,7 @@ from PIL import Image
 from torch import nn
 
 from cxrbench.errors import CheckpointError
-from cxrbench.models.base import Encoder, ModelInfo, l2_normalise, pil_to_uint8, shorter_side_at_least
+from cxrbench.models.base import Encoder, ModelInfo, l2_normalise, pil_to_uint8
 from cxrbench.models.checkpoint import load_checked, load_state_file, sha256_file
 from cxrbench.models.minilm import DIM as TEXT_DIM
 from cxrbench.models.minilm import MiniLM
@@ -155,8 +155,8 @@ class ReferenceEncoder(Encoder):
     def geometry(self, image: Image.Image) -> torch.Tensor:
         return geometry(image, self.net.config["image_size"])
 
-    def decode_size(self, width: int, height: int) -> tuple[int, int]:
-        return shorter_side_at_least(width, height, self.net.config["image_size"])
+    def decode_need(self) -> tuple[str, int]:
+        return ("shorter", int(self.net.config["image_size"]))
 
     def intensity(self, pixels: torch.Tensor) -> torch.Tensor:
         return intensity(pixels)
