@@ -1,27 +1,17 @@
-"""GPU check: the optimised sweep at MIMIC-CXR's evaluation size, on full-size models with random weights.
+"""GPU check, per model: the optimised sweep at MIMIC-CXR's evaluation size, full-size models with random weights.
 
-What it does (``bash scripts/gpu_check.sh --device cuda``; see docs/performance.md, "GPU check"):
+``scripts/gpu_check.sh`` runs the paper-size comparison (``cxrbench bench --paper-size``: decode per geometry,
+the naive loop, the optimised sweep and ``--decode fast`` with all four models in one run). This script gives the
+per-model detail (``python scripts/gpu_check.py --device cuda``; see docs/performance.md, "GPU check"):
 
-1. Synthetic data of MIMIC-CXR's evaluation size (default 994 studies / 1,770 images: 776 studies with two
-   images, 218 with one), as grayscale JPEGs of MIMIC-CXR-JPG's typical size (2544 x 3056, quality 95): phantom
-   radiographs (:mod:`cxrbench.phantom`, 512 px, from each report's MeSH tags) resized up, paired with the
-   longest section of real IU X-ray reports, listed in a ``manifest.csv`` (the ``manifest`` dataset). Rendering
-   uses a process pool; the folder is reused when it already holds the same data (``--data-dir``).
-2. Randomly initialised FULL-SIZE checkpoints in each upstream file format (written by
-   ``scripts/gpu_check_checkpoints.py``), loaded through :func:`cxrbench.models.load_model` exactly as a user
-   would load the released files:
-
-   * ``clip``: OpenAI's ViT-B/32 release container (TorchScript archive, fp16 tensors in OpenAI's key layout,
-     plus the three int64 root entries);
-   * ``cxr_clip``: a CXR-CLIP trainer ``.tar`` (``model`` state dict with transformers-4.x key names, ``config``
-     = the Hydra training config of the Swin-Tiny release with a 512-d linear projection), Swin-Tiny +
-     BERT-base (Bio_ClinicalBERT sizes);
-   * ``medclip``: MedCLIP-ViT's ``pytorch_model.bin`` (Swin-Tiny + BERT-base, transformers-4.x key names);
-   * a Bio_ClinicalBERT-shaped tokenizer folder for both (``config.json`` and a 28,996-token WordPiece
-     ``vocab.txt`` built from IU report words plus filler tokens).
-
-   Key names are checked against the golden fixtures' upstream-written checkpoints (block indices collapsed),
-   and tensor values come from the golden fixtures' indexed recipe (tests/fixtures/golden/recipes.py).
+1. Synthetic data of MIMIC-CXR's evaluation size (:mod:`cxrbench.paper_size`; default 994 studies / 1,770
+   images: 776 studies with two images, 218 with one), grayscale JPEGs of 2544 x 3056 (quality 95), reused when
+   the folder already holds the same data (``--data-dir``).
+2. Randomly initialised FULL-SIZE checkpoints in each upstream file format (:mod:`cxrbench.random_checkpoints`:
+   clip's TorchScript release container, CXR-RePaiR's state dict, MedCLIP-ViT's ``pytorch_model.bin``, a CXR-CLIP
+   trainer ``.tar``, a Bio_ClinicalBERT-shaped tokenizer folder), loaded through
+   :func:`cxrbench.models.load_model` exactly as a user would load the released files. Key names are first checked
+   against the golden fixtures' upstream-written checkpoints (``scripts/gpu_check_checkpoints.py``).
 3. Per model: the optimised sweep (:func:`cxrbench.runner.run_sweep`, paper levels, ``pixels`` occlusion,
    ``--precision``, plus one fp32 run of ``clip``), its throughput (images x levels / image-embedding time), the
    time split into decode, geometry, text, image embedding and scoring, the peak GPU memory, and the naive vs
@@ -34,14 +24,10 @@ CPU smoke mode (slow, tiny): ``python scripts/gpu_check.py --device cpu --studie
 from __future__ import annotations
 
 import argparse
-import csv
 import gc
 import json
-import math
-import multiprocessing
 import os
 import platform
-import re
 import sys
 import tempfile
 import time
@@ -50,6 +36,8 @@ from typing import TYPE_CHECKING, Any
 
 from gpu_check_checkpoints import MODELS, atomic_write, log, write_checkpoints  # scripts/, beside this file
 
+from cxrbench.paper_size import MIMIC_SIZE, MIMIC_STUDIES, MIMIC_TWO_IMAGE_STUDIES
+
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 
@@ -57,120 +45,33 @@ if TYPE_CHECKING:
     import torch
 
 
-MIMIC_STUDIES, MIMIC_TWO_IMAGE_STUDIES = 994, 776  # 776 x 2 + 218 x 1 = 1,770 images
-MIMIC_SIZE = (2544, 3056)  # (width, height): MIMIC-CXR-JPG's typical PA image
-DATA_MARKER = "gpu_check_data.json"
-
 # --------------------------------------------------------------------------------------------------------------
-# helpers
+# 1. synthetic data (cxrbench.paper_size)
 # --------------------------------------------------------------------------------------------------------------
 
 
 def parse_size(text: str) -> tuple[int, int]:
-    """``WxH``, or one number: the height, with MIMIC's width/height ratio."""
-    m = re.fullmatch(r"\s*(\d+)\s*[xX]\s*(\d+)\s*", text)
-    if m:
-        return int(m.group(1)), int(m.group(2))
-    if text.strip().isdigit():
-        h = int(text)
-        return max(1, round(h * MIMIC_SIZE[0] / MIMIC_SIZE[1])), h
-    raise argparse.ArgumentTypeError(f"image size {text!r}: use WxH (e.g. 2544x3056) or one number (the height)")
+    from cxrbench.errors import ConfigError
+    from cxrbench.paper_size import parse_size as parse
 
-
-# --------------------------------------------------------------------------------------------------------------
-# 1. synthetic data
-# --------------------------------------------------------------------------------------------------------------
-
-
-def _render_job(job: tuple[str, tuple[str, ...], int, str, int, int, int, int]) -> int:
-    """Render one phantom at ``render_size``, resize to (width, height), save as JPEG; return the file size."""
-    from PIL import Image
-
-    from cxrbench import phantom
-
-    out, majors, seed, view, render_size, width, height, quality = job
-    pixels = phantom.render(phantom.parse_mesh(majors), seed=seed, view=view, size=render_size)
-    image = Image.fromarray(pixels, mode="L")
-    if image.size != (width, height):
-        image = image.resize((width, height), Image.Resampling.BICUBIC)
-    atomic_write(Path(out), lambda tmp: image.save(tmp, format="JPEG", quality=quality))
-    return Path(out).stat().st_size
+    try:
+        return parse(text)
+    except ConfigError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 def build_data(args: argparse.Namespace) -> dict:
-    """Write (or reuse) the JPEGs and manifest.csv; return what was built and how long it took."""
-    from cxrbench import phantom
-    from cxrbench.data.iu_phantom import study_seed
-    from cxrbench.data.iu_reports import load_reports
+    """Write (or reuse) the JPEGs and manifest.csv (:func:`cxrbench.paper_size.build_paper_data`)."""
+    from cxrbench.errors import ConfigError
+    from cxrbench.paper_size import PaperData, build_paper_data
 
     width, height = args.image_size
-    n2 = args.two_image_studies
-    if n2 is None:
-        n2 = round(args.studies * MIMIC_TWO_IMAGE_STUDIES / MIMIC_STUDIES)
-    if not 0 <= n2 <= args.studies:
-        raise SystemExit(f"--two-image-studies {n2} must lie between 0 and --studies {args.studies}")
-    params = {"studies": args.studies, "two_image_studies": n2, "width": width, "height": height,
-              "render_size": args.render_size, "jpeg_quality": args.jpeg_quality,
-              "renderer_version": phantom.RENDERER_VERSION, "format": 1}
-    folder = Path(args.data_dir)
-    marker = folder / DATA_MARKER
-    manifest = folder / "manifest.csv"
-    if marker.is_file():
-        stored = json.loads(marker.read_text())
-        if stored.get("params") != params:
-            raise SystemExit(f"{folder} holds other data ({stored.get('params')}); pass another --data-dir")
-        if manifest.is_file():
-            log(f"data: reusing {folder} ({stored['images']} images)")
-            return {**stored, "reused": True, "render_s": 0.0}
-
-    reports = [r for r in load_reports() if max(len(r.findings), len(r.impression)) > 0]
-    if args.studies > len(reports):
-        raise SystemExit(f"--studies {args.studies}: only {len(reports)} IU reports have text")
-    # two-image studies spread evenly over the studies
-    two = {math.floor(k * args.studies / n2) for k in range(n2)} if n2 else set()
-    rows, jobs = [], []
-    for i, report in enumerate(reports[: args.studies]):
-        text = report.findings if len(report.findings) >= len(report.impression) else report.impression
-        sid = f"s{50000000 + i}"
-        for k, view in enumerate(("frontal", "lateral")[: 2 if i in two else 1]):
-            rel = f"files/{sid[:4]}/{sid}/{report.uid}_{k}.jpg"
-            rows.append((sid, rel, text))
-            out = folder / rel
-            if not out.is_file():
-                jobs.append((str(out), report.majors, study_seed(report.uid), view, args.render_size, width,
-                             height, args.jpeg_quality))
-    folder.mkdir(parents=True, exist_ok=True)
-    workers = max(1, min(args.workers or os.cpu_count() or 1, len(jobs) or 1))
-    log(f"data: rendering {len(jobs)} of {len(rows)} images ({args.render_size} px -> {width}x{height} JPEG "
-        f"q{args.jpeg_quality}) with {workers} process(es) into {folder}")
-    t0 = time.perf_counter()
-    if jobs:
-        if workers == 1:
-            for job in jobs:
-                _render_job(job)
-        else:
-            # spawn: the parent may hold torch's thread pools, which do not survive fork
-            with multiprocessing.get_context("spawn").Pool(workers) as pool:
-                for _ in pool.imap_unordered(_render_job, jobs, chunksize=8):
-                    pass
-    render_s = time.perf_counter() - t0
-    log(f"data: rendered {len(jobs)} images in {render_s:.1f} s "
-        f"({len(jobs) / render_s if render_s > 0 and jobs else 0:.1f} img/s, {workers} processes)")
-
-    def write_manifest(tmp: Path) -> None:
-        with open(tmp, "w", newline="", encoding="utf-8") as fh:
-            writer = csv.writer(fh)
-            writer.writerow(["study_id", "image_path", "findings"])
-            writer.writerows(rows)
-
-    atomic_write(manifest, write_manifest)
-    total_bytes = sum((folder / r[1]).stat().st_size for r in rows)
-    info = {"params": params, "folder": str(folder), "manifest": str(manifest), "studies": args.studies,
-            "images": len(rows), "bytes": total_bytes, "rendered_now": len(jobs), "render_workers": workers,
-            "render_s_when_built": round(render_s, 2),
-            "reports": "IU X-ray (OpenI) reports from the torchxrayvision wheel, longest section"}
-    atomic_write(marker, lambda tmp: tmp.write_text(json.dumps(info, indent=1)))
-    return {**info, "reused": False, "render_s": round(render_s, 2)}
+    spec = PaperData(studies=args.studies, two_image_studies=args.two_image_studies, width=width, height=height,
+                     render_size=args.render_size, jpeg_quality=args.jpeg_quality)
+    try:
+        return build_paper_data(args.data_dir, spec, workers=args.workers, log=log)
+    except ConfigError as exc:
+        raise SystemExit(str(exc)) from None
 
 
 # --------------------------------------------------------------------------------------------------------------

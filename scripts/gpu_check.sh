@@ -1,9 +1,19 @@
 #!/usr/bin/env bash
-# GPU check of cxrbench (docs/performance.md, "GPU check"): the optimised sweep on MIMIC-size synthetic data with
-# full-size random-weight clip / cxr_clip / medclip checkpoints. Installs nothing; runs offline.
-#   bash scripts/gpu_check.sh --device cuda [--out gpu_check.json] [--naive-studies 100] ...
-#   bash scripts/gpu_check.sh --device cpu --studies 6 --image-size 320 --models clip   # CPU smoke run
-# PYTHON picks the interpreter (default: python, i.e. the active environment with cxrbench installed).
+# GPU check of cxrbench (docs/performance.md, "GPU check"): the paper-size comparison (cxrbench bench --paper-size)
+# at full size: 1,770 MIMIC-size synthetic JPEGs, full-size random clip / cxr_repair / medclip / cxr_clip
+# checkpoints; decode per geometry (before), the naive loop, the optimised sweep, --decode fast and the
+# auto-precision run in one run, plus the tower check. Installs nothing; runs offline; writes one JSON.
+#   bash scripts/gpu_check.sh                                   # CUDA, writes gpu_check.json
+#   bash scripts/gpu_check.sh --out /some/where.json --naive-images 40 --images 885
+#   bash scripts/gpu_check.sh --device cpu --images 36          # the CPU comparison of docs/performance.md
+# Any option of `cxrbench bench --paper-size` may follow. PYTHON picks the interpreter (default: python); cxrbench
+# is taken from this repository's src/ when run from a checkout. scripts/device_check.sh wraps this for a bare
+# device (carried wheels, the corruption check). The per-model detail is scripts/gpu_check.py.
 set -euo pipefail
 export HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1
-exec "${PYTHON:-python}" "$(dirname "${BASH_SOURCE[0]}")/gpu_check.py" "$@"
+REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+export PYTHONPATH="$REPO/src${PYTHONPATH:+:$PYTHONPATH}"
+args=(--paper-size --tower-check)
+case " $* " in *" --device "*) ;; *) args+=(--device cuda) ;; esac
+case " $* " in *" --out "*) ;; *) args+=(--out gpu_check.json) ;; esac
+exec "${PYTHON:-python}" -m cxrbench bench "${args[@]}" "$@"

@@ -77,3 +77,31 @@ def tiny_dataset() -> Dataset:
 
     return Dataset("tiny", "test", "findings", studies, summary={"studies": 6}, image_loader=loader,
                    provenance={"kind": "in-memory test fixture"})
+
+
+@pytest.fixture(scope="session")
+def paper_data(tmp_path_factory) -> dict:
+    """A small paper-size-shaped set: 7 grayscale JPEGs of 400 x 480 (4 studies, 3 with a lateral view) and its
+    manifest (cxrbench.paper_size, rendered in this process)."""
+    from cxrbench.paper_size import PaperData, build_paper_data
+
+    spec = PaperData(studies=4, two_image_studies=3, width=400, height=480, render_size=128)
+    return build_paper_data(tmp_path_factory.mktemp("paper-data") / spec.folder_name(), spec, workers=1)
+
+
+@pytest.fixture(scope="session")
+def paper_settings(tmp_path_factory) -> dict[str, dict]:
+    """load_model settings of tiny random clip, cxr_repair, medclip and cxr_clip checkpoints in the releases'
+    formats (cxrbench.random_checkpoints)."""
+    from cxrbench.random_checkpoints import write_checkpoints
+
+    settings, _ = write_checkpoints(tmp_path_factory.mktemp("paper-checkpoints"), size="tiny")
+    return settings
+
+
+@pytest.fixture(scope="session")
+def paper_encoders(paper_settings) -> dict:
+    """The four tiny paper models, loaded once (on the CPU)."""
+    from cxrbench.models import load_model
+
+    return {name: load_model(name, device="cpu", **s) for name, s in paper_settings.items()}

@@ -38,7 +38,9 @@ def test_sweep_writes_every_output_and_records_are_complete(tiny_dataset, random
 
     random_encoder.encode_texts = counting
     try:
-        result = run_sweep(_cfg(), progress=False, dataset=tiny_dataset, encoders={"random": random_encoder})
+        # no cache: the text-embedding cache would serve texts another test of the session embedded
+        result = run_sweep(_cfg(use_cache=False), progress=False, dataset=tiny_dataset,
+                           encoders={"random": random_encoder})
     finally:
         del random_encoder.encode_texts
     assert len(calls) == 1, "texts must be embedded once per model, not once per level"

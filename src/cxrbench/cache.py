@@ -6,6 +6,8 @@ else ``~/.cache/cxrbench``. One folder per kind (:data:`KINDS`):
 ``embeddings/``  image embeddings, one entry per (model + checkpoint hash, dataset images, geometry, corruption
                  and its parameters, seed, precision, memory format, level, chunk of studies)
 ``geometry/``    decoded images in a model's input frame (uint8), one entry per (dataset images, geometry key)
+``texts/``       text embeddings, one entry per (model + checkpoint hash, tokenizer settings, text policy, texts,
+                 precision)
 ``iu-phantom/``  the rendered ``iu-phantom`` radiographs (PNG), per renderer version and size
 
 Entries are keyed by content (hashes of what produced them), so a stale entry is never reused; written atomically
@@ -47,6 +49,7 @@ KINDS = {
     "embeddings": "image embeddings per (model, checkpoint, dataset images, geometry, corruption, seed, precision, "
                   "memory format, level, chunk of studies)",
     "geometry": "decoded images in each model's input frame (uint8) per (dataset images, geometry)",
+    "texts": "text embeddings per (model, checkpoint, tokenizer settings, text policy, texts, precision)",
     "iu-phantom": "rendered iu-phantom radiographs (PNG) per renderer version and size",
 }
 ENTRY_MAGIC = b"CXRBENCH-ENTRY-1\n"

@@ -242,6 +242,8 @@ def cmd_bench(args: argparse.Namespace) -> int:
     from cxrbench.io import write_text_atomic
     from cxrbench.models import canonical_name
 
+    if args.paper_size:
+        return _bench_paper_size(args)
     options.load_model_sources(vars(args).get)
     model = canonical_name(args.model)
     settings = options.parse_checkpoints(args.checkpoint)
@@ -252,7 +254,8 @@ def cmd_bench(args: argparse.Namespace) -> int:
                      max_studies=args.max_studies, device=args.device, batch_size=args.batch_size,
                      checkpoint=settings.get(model, {}).get("checkpoint"), progress=not args.no_progress,
                      dataset_options=_data_options(args), models_config=args.models_config,
-                     tile=args.tile, naive=not args.skip_naive, channels_last=args.channels_last)
+                     tile=args.tile, naive=not args.skip_naive, channels_last=args.channels_last,
+                     precision=args.precision)
     print(f"{report['model']} on {report['dataset']} (x{report['tile']}): {report['images']} images x "
           f"{len(report['levels'])} levels, {report['device']}; peak RSS {report['peak_rss_mib']:.0f} MiB")
     if report["speedup"] is not None:
@@ -262,10 +265,54 @@ def cmd_bench(args: argparse.Namespace) -> int:
     if report["speedup"] is not None:
         print(f"  speed-up     {report['speedup']:.2f}x; largest Recall@k difference "
               f"{report['max_recall_abs_diff']:.2e}")
+    reduced = report["reduced_precision"]
+    if reduced:
+        print(f"  optimised, {reduced['precision']} {reduced['optimised_s']:8.1f} s  "
+              f"{reduced['optimised_images_per_s']:8.1f} img/s; largest Recall@k difference to fp32 "
+              f"{reduced['max_recall_abs_diff_vs_fp32']:.2e}")
     if args.out:
         write_text_atomic(args.out, json.dumps(report, indent=2) + "\n")
         print(f"wrote {args.out}")
     return 0 if report["speedup"] is None or report["max_recall_abs_diff"] <= 1e-6 else 1
+
+
+def _bench_paper_size(args: argparse.Namespace) -> int:
+    """``cxrbench bench --paper-size``: the four paper models at MIMIC size in one run (cxrbench.bench_paper)."""
+    from cxrbench.bench_paper import default_fidelity, format_report, paper_size
+    from cxrbench.corruptions import parse_levels
+    from cxrbench.io import write_text_atomic
+    from cxrbench.paper_size import MIMIC_SIZE, parse_size
+
+    def log(msg: str) -> None:
+        if not args.no_progress:
+            print(f"[bench {datetime.now():%H:%M:%S}] {msg}", file=sys.stderr, flush=True)
+
+    def save(report: dict) -> None:
+        if args.out:
+            write_text_atomic(args.out, json.dumps(report, indent=2, default=str) + "\n")
+
+    models = options.csv(args.models) if args.models else None
+    report = paper_size(images=args.images, image_size=parse_size(args.image_size) if args.image_size else MIMIC_SIZE,
+                        **({"models": models} if models else {}), levels=parse_levels(args.levels),
+                        device=args.device, precision=args.precision, data_dir=args.data_dir,
+                        checkpoint_dir=args.checkpoint_dir, checkpoint_size=args.checkpoint_size,
+                        naive=not args.skip_naive, naive_images=args.naive_images, fast=not args.no_fast,
+                        per_key_decode=not args.no_per_key, tower=args.tower_check,
+                        batch_size=args.paper_batch_size, workers=args.workers, log=log, on_update=save)
+    if args.default_fidelity:
+        log("fast-decode fidelity on the default set (iu-phantom test split as JPEG, reference models)")
+        report["default_fidelity"] = default_fidelity(device=args.device, levels=parse_levels(args.levels),
+                                                      data_dir=args.data_dir, workers=args.workers, log=log)
+        save(report)
+    print(format_report(report))
+    if "default_fidelity" in report:
+        for m, f in report["default_fidelity"]["fidelity"].items():
+            print(f"  default set, {m}: cosine {f['cosine_mean']:.5f} / {f['cosine_min']:.5f}, max |dRecall@k| "
+                  f"{f['recall_max_abs_diff']:.4f}")
+    if args.out:
+        print(f"wrote {args.out}")
+    worst = max(report.get("naive_vs_optimised", {}).values(), default=0.0)
+    return 0 if worst <= 1e-6 else 1
 
 
 def cmd_models(args: argparse.Namespace) -> int:
@@ -417,7 +464,7 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("action", choices=["info", "clear"])
     c.add_argument("--older-than", default=None, metavar="AGE",
                    help="clear: only entries not written or used for AGE (30d, 12h, 45m, 2w)")
-    c.add_argument("--kind", default=None, help="clear: only these kinds (embeddings, geometry, iu-phantom)")
+    c.add_argument("--kind", default=None, help="clear: only these kinds (embeddings, geometry, texts, iu-phantom)")
     c.set_defaults(fn=cmd_cache)
 
     tr = sub.add_parser("train-reference", help="train the reference model weights on iu-phantom/train", parents=[common])
@@ -442,6 +489,32 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--skip-naive", action="store_true", help="only the optimised sweep (memory measurements)")
     b.add_argument("--no-channels-last", dest="channels_last", action="store_false",
                    help="contiguous (NCHW) image tower in the optimised sweep")
+    b.add_argument("--precision", choices=["fp32", "bf16", "fp16", "auto"], default="auto",
+                   help="the speed run's precision: naive and optimised run in fp32 (the exactness check); any "
+                        "other precision adds the optimised sweep at it (auto: bf16/fp16 where the device runs it "
+                        "natively, else nothing is added)")
+    ps = b.add_argument_group("paper size (--paper-size: clip, cxr_repair, medclip, cxr_clip at MIMIC size)")
+    ps.add_argument("--paper-size", action="store_true",
+                   help="compare decode-per-geometry, the naive loop, the optimised sweep and --decode fast on "
+                        "MIMIC-size synthetic JPEGs with full-size random checkpoints of the four paper models")
+    ps.add_argument("--images", type=int, default=None, help="images (default: 36 on a CPU, 1770 on CUDA)")
+    ps.add_argument("--image-size", default=None, help="JPEG size WxH or the height (default 2544x3056)")
+    ps.add_argument("--models", default=None, help="comma-separated paper models (default all four)")
+    ps.add_argument("--data-dir", default=None, help="where the JPEGs are built and reused (default: temp folder)")
+    ps.add_argument("--checkpoint-dir", default=None, help="where the random checkpoints are written and reused")
+    ps.add_argument("--checkpoint-size", choices=["full", "tiny"], default="full",
+                   help="full-size architectures (default) or tiny ones (smoke runs)")
+    ps.add_argument("--naive-images", type=int, default=None,
+                   help="run the naive loop on about this many first images only (default: all)")
+    ps.add_argument("--no-fast", action="store_true", help="skip the --decode fast runs (and the fidelity)")
+    ps.add_argument("--no-per-key", action="store_true", help="skip the decode-per-geometry (before) pass")
+    ps.add_argument("--tower-check", action="store_true",
+                   help="time each image tower plain, through the sweep path, and in channels-last format")
+    ps.add_argument("--default-fidelity", action="store_true",
+                   help="also measure the fast-decode fidelity on the default set (iu-phantom test split as JPEG, "
+                        "reference models)")
+    ps.add_argument("--paper-batch-size", type=int, default=None, help="image batch (default: each model's own)")
+    ps.add_argument("--workers", type=int, default=None, help="decode threads (default: all CPUs)")
     b.add_argument("--out", default=None, help="write the report as JSON here")
     b.add_argument("--no-progress", action="store_true")
     b.set_defaults(fn=cmd_bench)

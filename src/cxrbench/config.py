@@ -14,13 +14,15 @@ import torch
 
 from cxrbench import corruptions as corruption_registry
 from cxrbench import metrics
+from cxrbench.decode import DECODE_MODES
 from cxrbench.errors import ConfigError
 from cxrbench.provenance import resolve_device
 
 #: the models of ``cxrbench run`` without ``--models``: the packaged reference pair and the untrained chance floor
 DEFAULT_MODELS = ("reference", "reference_occaug", "random")
-#: precision name -> autocast dtype (None: plain fp32)
+#: precision name -> autocast dtype (None: plain fp32); ``auto`` (:mod:`cxrbench.precision`) resolves to one of them
 PRECISIONS = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
+
 ON_BAD_IMAGE = ("error", "skip")
 
 
@@ -48,7 +50,11 @@ class SweepConfig:
     seed: int = 0
     ks: Sequence[int] = metrics.DEFAULT_KS
     device: str = "auto"
+    #: fp32 (default: the exact comparison), bf16, fp16, or auto (bf16/fp16 where the device runs it natively;
+    #: resolved by the runner, :func:`cxrbench.precision.resolve_precision`)
     precision: str = "fp32"
+    #: exact (default) or fast: JPEGs decoded reduced in the DCT domain (CPU) or with nvjpeg (CUDA)
+    decode: str = "exact"
     batch_size: int | None = None
     bootstrap: int = 1000
     max_studies: int | None = None
@@ -143,8 +149,10 @@ class SweepConfig:
         if not self.models:
             raise ConfigError("no model given; choose from `cxrbench models` (or 'all')")
         resolve_device(self.device)  # an unknown or unusable device: one line, before any work
-        if self.precision not in PRECISIONS:
-            raise ConfigError(f"unknown precision {self.precision!r}; choose one of {', '.join(PRECISIONS)}")
+        if self.precision not in (*PRECISIONS, "auto"):
+            raise ConfigError(f"unknown precision {self.precision!r}; choose one of {', '.join(PRECISIONS)}, auto")
+        if self.decode not in DECODE_MODES:
+            raise ConfigError(f"unknown decode mode {self.decode!r}; choose one of {', '.join(DECODE_MODES)}")
         if any(int(k) < 1 for k in self.ks):
             raise ConfigError(f"k must be >= 1, got {list(self.ks)}")
         for what, value, least in (("batch size", self.batch_size, 1), ("max studies", self.max_studies, 1),

@@ -1,27 +1,34 @@
-"""The on-disk image-embedding cache: an interrupted or repeated run resumes where it stopped.
+"""The on-disk embedding caches: an interrupted or repeated run resumes where it stopped, and texts are embedded
+once per model and text set, not once per run.
 
 One entry (a float32 ``(chunk images, D)`` tensor, a checksummed entry of :mod:`cxrbench.cache`) per
 image-embedding key. The key names everything that changes the embeddings: the model and its checkpoint hash, the
 dataset and the images of one *chunk of studies* (the batch they are embedded in, :func:`cxrbench.engine.image_chunks`),
 the model's geometry, the corruption's name and parameters (``params()``: a severity family's include its
-per-severity values and an implementation version; ``lungs`` says where its lung fields come from), the seed, the precision, the memory format and the level,
-plus :data:`CODE_VERSION`. A chunk's entries are written as soon as the chunk is embedded, so a run killed at any
+per-severity values and an implementation version; ``lungs`` says where its lung fields come from), the seed, the
+precision, the memory format and the level, plus :data:`CODE_VERSION` (and, under ``--decode fast`` only, the decode
+identity: exact-decode keys are unchanged). A chunk's entries are written as soon as the chunk is embedded, so a run killed at any
 point loses at most the chunk in progress, and a rerun embeds only what is missing.
 
 :func:`image_embedding_key` is the one place that builds keys, :meth:`EmbeddingCache.read` the one place that reads
 an entry (verifying its checksum: a damaged entry is reported, deleted and recomputed) and
-:meth:`EmbeddingCache.write` the one that writes one (atomically). Another kind of entry (the text embeddings of
-issue 15) is another ``EmbeddingCache(kind=...)`` with its own key builder here.
+:meth:`EmbeddingCache.write` the one that writes one (atomically).
+
+Text embeddings are another kind, ``EmbeddingCache(kind="texts")``: one float32 ``(unique texts, D)`` entry per
+:func:`text_embedding_key`: the model and its checkpoint hash, the adapter's tokenizer settings
+(:meth:`cxrbench.models.Encoder.text_settings`), the text policy, a hash of the texts in order, the precision and
+:data:`TEXT_CODE_VERSION`. :func:`cached_text_embeddings` reads it or embeds and writes it. A model without a
+checkpoint hash is never cached (nothing names its weights).
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
 import torch
 
-from cxrbench.cache import EntryStore, cache_root
+from cxrbench.cache import EntryStore, cache_root, stable_hash
 from cxrbench.config import SweepConfig
 from cxrbench.corruptions import Corruption
 from cxrbench.models import Encoder
@@ -29,6 +36,8 @@ from cxrbench.prepared import Prepared
 
 #: bump when the embedding pipeline changes in a way the key does not capture: every old entry is then unused
 CODE_VERSION = "embed-v2"
+#: the same for text embeddings
+TEXT_CODE_VERSION = "texts-v1"
 
 #: (chunk index, level): what one image-embedding entry holds
 ChunkLevel = tuple[int, float]
@@ -45,7 +54,35 @@ def image_embedding_key(encoder: Encoder, prep: Prepared, corruption: Corruption
            "precision": cfg.precision, "channels_last": cfg.channels_last, "code": CODE_VERSION, "level": level}
     if corruption.uses_masks:  # added only here, so the keys of every other corruption stay as they were
         key["lung_masks"] = lung_masks
+    decode = prep.decode_identity()
+    if decode is not None:  # --decode fast: other pixels; exact-decode keys stay as they always were
+        key["decode"] = decode
     return key
+
+
+def text_embedding_key(encoder: Encoder, prep: Prepared, precision: str) -> dict | None:
+    """Everything that determines a model's embeddings of the run's unique texts (see the module docstring);
+    None when the model has no checkpoint hash."""
+    info = encoder.info
+    if not info.checkpoint_sha256:
+        return None
+    return {"model": info.name, "sha": info.checkpoint_sha256, "text": encoder.text_settings(),
+            "policy": prep.dataset.policy, "texts": stable_hash(list(prep.unique_texts), length=32),
+            "n_texts": len(prep.unique_texts), "precision": precision, "code": TEXT_CODE_VERSION}
+
+
+def cached_text_embeddings(cache: EmbeddingCache, key: dict | None,
+                           embed: Callable[[], torch.Tensor]) -> tuple[torch.Tensor, bool]:
+    """(the text embeddings, whether they came from the cache): read ``key``'s entry (checked: a damaged entry is
+    reported, deleted and recomputed; one of the wrong shape is ignored), else ``embed()`` and write it."""
+    if key is not None:
+        found = cache.read(key)
+        if found is not None and found.dim() == 2 and len(found) == key["n_texts"]:
+            return found, True
+    embeddings = embed()
+    if key is not None:
+        cache.write(key, embeddings)
+    return embeddings, False
 
 
 class EmbeddingCache:
@@ -67,6 +104,12 @@ class EmbeddingCache:
 
     def write(self, key: dict, embeddings: torch.Tensor) -> None:
         self.store.write(key, embeddings)
+
+    def present(self, keys: Mapping[ChunkLevel, dict]) -> set[ChunkLevel]:
+        """The (chunk, level)s of ``keys`` whose entry exists (not read: :meth:`read` still checks each one)."""
+        if not self.enabled:
+            return set()
+        return {ck for ck, key in keys.items() if self.path(key).is_file()}
 
     def read_chunks(self, keys: Mapping[ChunkLevel, dict]) -> dict[ChunkLevel, torch.Tensor]:
         """``{(chunk, level): tensor}`` for every entry of ``keys`` that is cached."""
@@ -91,4 +134,5 @@ def chunk_keys(encoder: Encoder, prep: Prepared, corruption: Corruption, cfg: Sw
             for c, chunk in enumerate(chunks) for lv in levels}
 
 
-__all__ = ["CODE_VERSION", "EmbeddingCache", "chunk_keys", "image_embedding_key"]
+__all__ = ["CODE_VERSION", "TEXT_CODE_VERSION", "EmbeddingCache", "cached_text_embeddings", "chunk_keys",
+           "image_embedding_key", "text_embedding_key"]

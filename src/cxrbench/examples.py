@@ -78,8 +78,8 @@ class ExampleImages:
         if (key, corruption.name) in self._done or (uses_masks and (self.masks is None or not self.masks.available)):
             return
         self._done.add((key, corruption.name))
-        if key not in self._pixels:  # decodes only the example images, through the one decode path
-            self._pixels[key] = torch.stack(self.prep.map_images(encoder.geometry, indices=self.indices))
+        if key not in self._pixels:  # the sweep's own geometry tensors (its decode pass includes these images)
+            self._pixels[key] = self.prep.geometry(encoder, progress=False, indices=self.indices).clone()
         masks = self.masks.masks(encoder, self.indices) if uses_masks else None
         arrays = corrupt_examples(corruption, self._pixels[key], self.keys, levels, masks=masks)
         for lv, arr in arrays.items():

@@ -75,7 +75,11 @@ SWEEP_OPTIONS: tuple[Option, ...] = (
                           "severities 0-5), or per kind: 'fraction=0,0.25,0.49;severity=0,1,3,5'"),
     _opt("--seed", type=int, help="seed of the corruptions' randomness and the bootstrap (default 0)"),
     _opt("--device", help="auto (default) | cpu | cuda | cuda:N"),
-    _opt("--precision", choices=["fp32", "bf16", "fp16"], help="image and text towers (default fp32)"),
+    _opt("--precision", choices=["fp32", "bf16", "fp16", "auto"],
+         help="image and text towers (default fp32; auto: bf16/fp16 only where the device runs it natively)"),
+    _opt("--decode", choices=["exact", "fast"],
+         help="exact (default) or fast: JPEGs decoded reduced to each model's input size (Pillow draft mode; "
+              "nvjpeg on CUDA); embeddings move slightly, see docs/performance.md"),
     _opt("--batch-size", type=int, help="images per batch (default: each model's own)"),
     _opt("--no-channels-last", dest="channels_last", action="store_false", default=True,
          help="keep the image tower in contiguous (NCHW) memory format"),
@@ -261,7 +265,7 @@ def sweep_config(get: Callable[[str], Any]) -> SweepConfig:
     load_model_sources(get)
     kwargs: dict[str, Any] = {}
     for dest in ("dataset", "split", "policy", "models_config", "fill", "patch_size", "seed", "device", "precision",
-                 "batch_size", "bootstrap", "max_studies"):
+                 "decode", "batch_size", "bootstrap", "max_studies"):
         if get(dest) is not None:
             kwargs[dest] = get(dest)
     models = get("models")

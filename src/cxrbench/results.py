@@ -41,15 +41,27 @@ class StageTimes:
 @dataclass
 class ModelTimes:
     texts_s: float = 0.0
+    #: the text embeddings came from the on-disk text cache (no text was embedded)
+    texts_cached: bool = False
     corruptions: dict[str, StageTimes] = field(default_factory=dict)  # corruption name -> stages
 
 
 @dataclass
 class Timings:
-    """Where a sweep's time went: ``timings.models["reference"].corruptions["pixels"].embed_s``."""
+    """Where a sweep's time went: ``timings.models["reference"].corruptions["pixels"].embed_s``.
+
+    ``decode_pass_s`` is the run's one decode pass (every model's geometry stage on each decoded image,
+    :meth:`cxrbench.prepared.Prepared.compute_geometry`); ``decode_s`` and ``geometry_s`` split the time of every
+    decode of the run into decoding and geometry stages (in proportion to their thread time), and
+    ``images_decoded`` counts the images decoded (an image decoded twice counts twice; none when the geometry cache
+    had them)."""
 
     dataset_s: float = 0.0
     total_s: float = 0.0
+    decode_pass_s: float = 0.0
+    decode_s: float = 0.0
+    geometry_s: float = 0.0
+    images_decoded: int = 0
     models: dict[str, ModelTimes] = field(default_factory=dict)
 
     def model(self, name: str) -> ModelTimes:
@@ -154,6 +166,7 @@ def records(result: SweepResult, run_id: str = "") -> list[dict]:
                     "n_gallery": m["n_gallery"],
                     "chance": m["chance"][k],
                     "precision": cfg.precision,
+                    "decode": cfg.decode,
                     "device": result.device,
                     "code_version": code_version(),
                     "wall_time_s": round(lr.wall_time_s, 4),

@@ -2,11 +2,13 @@
 
 This module only orchestrates; each step is owned elsewhere (docs/architecture.md):
 
-* :mod:`cxrbench.config` checks the options; :mod:`cxrbench.prepared` loads the dataset, merges identical texts
-  into one gallery entry and decodes each image once per geometry (``Encoder.geometry_key``), kept as uint8.
-* :mod:`cxrbench.engine` embeds the texts once per model (they do not depend on the corruption) and the images at
-  every level of each corruption (occlusion modes and severity families alike, through their ``prepare`` /
-  ``apply``), the corruption's randomness drawn once per batch, sharded over torch.distributed ranks;
+* :mod:`cxrbench.config` checks the options; :mod:`cxrbench.prepared` loads the dataset and merges identical texts
+  into one gallery entry. Every model is loaded before any long compute; then one decode pass decodes each image
+  once and runs every model's geometry stage on it (shared per ``Encoder.geometry_key``, kept as uint8).
+* :mod:`cxrbench.engine` embeds the texts once per model (they do not depend on the corruption; with the cache on,
+  once per model and text set: :mod:`cxrbench.embed_cache` keeps them) and the images at every level of each
+  corruption (occlusion modes and severity families alike, through their ``prepare`` / ``apply``), the
+  corruption's randomness drawn once per batch, sharded over torch.distributed ranks;
   :mod:`cxrbench.mask_geometry` brings the dataset's lung masks into each model's frame for ``lungs(masks)``.
 * :mod:`cxrbench.embed_cache` keeps image embeddings on disk per (model checkpoint, corruption, level, seed,
   precision, chunk of studies), written as each chunk finishes, so an interrupted or repeated run resumes where it
@@ -28,13 +30,14 @@ from cxrbench import corruptions as corruption_registry
 from cxrbench import distributed, metrics, stats
 from cxrbench.config import SweepConfig
 from cxrbench.data import Dataset
-from cxrbench.embed_cache import EmbeddingCache, chunk_keys
+from cxrbench.embed_cache import EmbeddingCache, cached_text_embeddings, chunk_keys, text_embedding_key
 from cxrbench.engine import embed_images, embed_texts, image_chunks, to_channels_last
 from cxrbench.errors import ConfigError, WeightsNotAvailable
 from cxrbench.examples import ExampleImages
 from cxrbench.fingerprint import dataset_fingerprint
 from cxrbench.mask_geometry import MaskGeometry
 from cxrbench.models import Encoder, load_model
+from cxrbench.precision import resolve_precision
 from cxrbench.prepared import Prepared, prepare
 from cxrbench.provenance import device_description, environment, resolve_device
 from cxrbench.results import LevelResult, SweepResult
@@ -50,13 +53,18 @@ def run_sweep(cfg: SweepConfig, progress: bool = True, dataset: Dataset | None =
     cfg.validate()
     t_start = time.perf_counter()
     device = distributed.init(resolve_device(cfg.device))
+    cfg = replace(cfg, precision=resolve_precision(cfg.precision, device))  # auto: what the device runs natively
     rank, size = distributed.world()
     if size > 1 and cfg.use_cache:
         cfg = replace(cfg, use_cache=False)  # ranks could disagree on what is cached
     prep = prepared if prepared is not None else prepare(cfg, progress, dataset)
+    if prep.decode != cfg.decode:
+        raise ConfigError(f"the prepared dataset decodes {prep.decode!r} but the sweep asks for {cfg.decode!r}")
+    decoded_before = prep.decode_stats.copy()
     result = _new_result(cfg, prep, device)
     result.timings.dataset_s = time.perf_counter() - t_start
     cache = EmbeddingCache(enabled=cfg.use_cache)
+    text_cache = EmbeddingCache(enabled=cfg.use_cache, kind="texts")
     image_keys = corruption_registry.image_keys(prep.image_ids, cfg.seed)
     labels = torch.tensor(prep.image_text)
     n_studies = len(prep.dataset.studies)
@@ -70,22 +78,33 @@ def run_sweep(cfg: SweepConfig, progress: bool = True, dataset: Dataset | None =
             raise ConfigError(f"{name} needs per-image lung masks and this dataset has none; pass --data-option "
                               "lung_masks=DIR, or use 'lungs' (the fixed template)")
     examples = ExampleImages(prep, cfg.seed, masks=masks) if rank == 0 else None
+    # every model is loaded first: a missing or broken checkpoint stops the run before any long compute, and the
+    # decode pass runs every model's geometry stage on each decoded image
+    loaded = {}
     for name in cfg.models:
         encoder = _load_encoder(name, cfg, device, encoders, result)
-        if encoder is None:  # weights not configured: the reason is in result.skipped
-            continue
+        if encoder is not None:  # weights not configured: the reason is in result.skipped
+            loaded[name] = encoder
+    prep.register(loaded.values())
+    achieved = _check_achieved_levels(loaded, corruptions, cfg, prep)  # a mislabelled level: an error before compute
+    t0 = time.perf_counter()
+    prep.compute_geometry(_geometry_plan(loaded, corruptions, prep, cfg, cache, examples, masks), progress)
+    result.timings.decode_pass_s = time.perf_counter() - t0
+    for name in list(loaded):
+        encoder = loaded.pop(name)  # freed once its work is done
         model = encoder.info.name
         t0 = time.perf_counter()
-        text_emb = embed_texts(encoder, prep.unique_texts, device, cfg.precision) if rank == 0 else None
-        if text_emb is not None:
-            metrics.check_finite(text_emb, "text", ids=[repr(t[:60]) for t in prep.unique_texts],
-                                 context=f"model {model}")
+        text_emb = None
+        if rank == 0:
+            text_key = text_embedding_key(encoder, prep, cfg.precision) if text_cache.enabled else None
+            text_emb, from_cache = cached_text_embeddings(
+                text_cache, text_key, lambda encoder=encoder, model=model: _embed_texts(encoder, prep, device, cfg,
+                                                                                       model))
+            result.timings.model(model).texts_cached = from_cache
         result.timings.model(model).texts_s = time.perf_counter() - t0
-        frame = prep.frame_size(encoder)
         clean = CleanChunks(enabled=size == 1)  # level 0 is the same images for every corruption: embedded once
         for corr in corruptions:
             cname, levels = corr.name, cfg.levels_for(corr)
-            achieved = _achieved_levels(corr, levels, frame)  # a mislabelled level: an error before compute
             keys = chunk_keys(encoder, prep, corr, cfg, image_chunks(encoder, prep, cfg), levels,
                               lung_masks=masks.source() if corr.uses_masks else None)
             cached = cache.read_chunks(keys)
@@ -114,13 +133,17 @@ def run_sweep(cfg: SweepConfig, progress: bool = True, dataset: Dataset | None =
                 from_cache = all(ck in cached for ck in keys if ck[1] == lv)
                 result.levels.append(LevelResult(model, cname, corr.params(), lv, scores[lv],
                                                  wall_time_s=share + score_times[lv], cached=from_cache,
-                                                 achieved_level=achieved.get(lv), level_kind=corr.level_kind))
+                                                 achieved_level=achieved.get((name, cname), {}).get(lv),
+                                                 level_kind=corr.level_kind))
             stage = result.timings.stage(model, cname)
             stage.geometry_s, stage.embed_s = geometry_s, embed_s - geometry_s
             stage.score_s = sum(score_times.values()) + stats_s
         del encoder
     if examples is not None:
         result.examples = examples.as_dict()
+    decoded = prep.decode_stats.minus(decoded_before)
+    result.timings.images_decoded = decoded.images
+    result.timings.decode_s, result.timings.geometry_s = decoded.split_s()
     result.timings.total_s = time.perf_counter() - t_start
     return result
 
@@ -153,6 +176,49 @@ class CleanChunks:
                 out[(c, lv)] = self.chunks[c]
                 cache.write(key, self.chunks[c])
         return out
+
+
+def _embed_texts(encoder: Encoder, prep: Prepared, device: torch.device, cfg: SweepConfig,
+                 model: str) -> torch.Tensor:
+    """The model's embeddings of the unique texts, checked finite (so a broken tower is never cached)."""
+    text_emb = embed_texts(encoder, prep.unique_texts, device, cfg.precision)
+    metrics.check_finite(text_emb, "text", ids=[repr(t[:60]) for t in prep.unique_texts], context=f"model {model}")
+    return text_emb
+
+
+def _check_achieved_levels(loaded: dict[str, Encoder], corruptions: list, cfg: SweepConfig,
+                           prep: Prepared) -> dict[tuple[str, str], dict[float, float | None]]:
+    """``{(model, corruption): {level: fraction blocked}}`` for corruptions that can say, every model's frame
+    taken from one decoded image (:meth:`Prepared.frame_sizes`)."""
+    checked = {c.name: c for c in corruptions
+               if c.level_kind == "fraction" and getattr(c, "check_achieved", None) is not None}
+    if not checked or not loaded:
+        return {}
+    frames = prep.frame_sizes(list(loaded.values()))
+    return {(name, cname): _achieved_levels(corr, cfg.levels_for(corr), frames[enc.geometry_key])
+            for name, enc in loaded.items() for cname, corr in checked.items()}
+
+
+def _geometry_plan(loaded: dict[str, Encoder], corruptions: list, prep: Prepared, cfg: SweepConfig,
+                   cache: EmbeddingCache, examples: ExampleImages | None,
+                   masks: MaskGeometry) -> list[tuple[Encoder, list[int] | None]]:
+    """``(encoder, images it needs in its frame)`` for the decode pass: the images of this rank's chunks that still
+    miss a cached level of some corruption, plus the report's example images (None: every image)."""
+    rank, size = distributed.world()
+    n = len(prep.image_ids)
+    plan = []
+    for encoder in loaded.values():
+        chunks = image_chunks(encoder, prep, cfg)
+        needed: set[int] = set(examples.indices) if examples is not None else set()
+        for corr in corruptions:
+            levels = cfg.levels_for(corr)
+            present = cache.present(chunk_keys(encoder, prep, corr, cfg, chunks, levels,
+                                               lung_masks=masks.source() if corr.uses_masks else None))
+            for c in range(rank, len(chunks), size):
+                if any((c, lv) not in present for lv in levels):
+                    needed.update(range(*chunks[c]))
+        plan.append((encoder, None if len(needed) == n else sorted(needed)))
+    return plan
 
 
 def _achieved_levels(corruption, levels, frame: tuple[int, int]) -> dict[float, float | None]:

@@ -23,7 +23,7 @@ from pathlib import Path
 
 from PIL import Image
 
-from cxrbench.data.images import decode_image
+from cxrbench.data.images import DraftSize, decode_image
 from cxrbench.data.records import TEXT_POLICIES, Dataset, ImageRecord, Study, apply_policy, count_summary
 from cxrbench.data.records import report_text as _report_text
 from cxrbench.errors import ConfigError, DataError
@@ -243,9 +243,10 @@ class PathResolver:
 # --- studies and summaries ------------------------------------------------------------------------------------
 
 
-def decode_record(record: ImageRecord) -> Image.Image:
-    """The image loader of file-based datasets (module level, so a Dataset pickles)."""
-    return decode_image(record.source)
+def decode_record(record: ImageRecord, draft: DraftSize | None = None) -> Image.Image:
+    """The image loader of file-based datasets (module level, so a Dataset pickles); ``draft``: see
+    :func:`cxrbench.data.images.decode_image` (``--decode fast``)."""
+    return decode_image(record.source, draft=draft)
 
 
 def view_counts(studies: Iterable[Study]) -> dict[str, int]:

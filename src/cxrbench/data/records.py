@@ -120,9 +120,13 @@ class Dataset:
     def image_study(self) -> list[int]:
         return [j for j, s in enumerate(self.studies) for _ in s.images]
 
-    def load_image(self, record: ImageRecord):
+    def load_image(self, record: ImageRecord, draft=None):
+        """The record's pixels as a PIL image. ``draft`` (``--decode fast``, see
+        :func:`cxrbench.data.images.decode_image`) reaches loaders that take it (:attr:`loader_takes_draft`)."""
         if self.image_loader is None:
             raise ConfigError(f"dataset {self.name} has no image loader")
+        if draft is not None and self.loader_takes_draft:
+            return self.image_loader(record, draft=draft)
         return self.image_loader(record)
 
     def load_lung_mask(self, record: ImageRecord):
@@ -131,6 +135,16 @@ class Dataset:
         if self.lung_masks is None:
             raise ConfigError(f"dataset {self.name} has no lung masks; pass --data-option lung_masks=DIR")
         return self.lung_masks(record)
+
+    @property
+    def loader_takes_draft(self) -> bool:
+        """Whether the image loader decodes files and can decode JPEGs reduced (a ``draft`` parameter)."""
+        import inspect
+
+        try:
+            return "draft" in inspect.signature(self.image_loader).parameters
+        except (TypeError, ValueError):
+            return False
 
     def subset(self, n_studies: int) -> Dataset:
         """The first ``n_studies`` studies (for smoke runs); the summary says it is a subset."""

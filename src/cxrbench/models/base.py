@@ -14,6 +14,11 @@ embeddings; ``embed_text_batch`` tokenises and embeds one batch of report texts 
 and pooling, and ``encode_texts`` batches, normalises and concatenates (an adapter with its own text cache, like
 the reference models', overrides ``encode_texts`` instead).
 ``encode_images`` chains the three image stages and is what a user calls on PIL images.
+
+Two optional hooks serve the sweep's speed-ups: ``decode_need`` says which side of the image the geometry stage
+resizes to how many pixels, so ``--decode fast`` may decode JPEGs reduced in the DCT domain to no less than that,
+and ``text_settings`` names what, besides the checkpoint, decides the text embeddings (the key of the on-disk
+text-embedding cache).
 """
 
 from __future__ import annotations
@@ -63,6 +68,13 @@ class Encoder:
         """Run the image tower; return (B, D) float32, L2-normalised."""
         raise NotImplementedError
 
+    def decode_need(self) -> tuple[str, int] | None:
+        """What the geometry stage resizes: ``("shorter", n)`` (the shorter side to n pixels) or ``("longer", n)``
+        (the longer side, e.g. before padding to a square). ``--decode fast`` decodes no smaller than that, so the
+        geometry still downsamples and never upsamples (:mod:`cxrbench.decode`). None (the default): the geometry
+        needs the full-size image."""
+        return None
+
     # -- text path ---------------------------------------------------------------------------
     def embed_text_batch(self, texts: list[str]) -> torch.Tensor:
         """Tokenise and embed one batch with the model's own tokenizer and pooling: (B, D), not yet normalised."""
@@ -79,6 +91,20 @@ class Encoder:
 
     def clear_caches(self) -> None:
         """Forget memoised text embeddings (used by the naive baseline so that it really re-embeds)."""
+
+    def text_settings(self) -> dict:
+        """What decides the text embeddings besides the checkpoint (its hash is keyed separately): the text batch
+        size (padding depends on it), the preprocessing description, ``info.extra`` (where adapters name parts
+        loaded from elsewhere, such as a separate text tower's hash) and, when the adapter keeps a Hugging Face
+        tokenizer as ``self.tokenizer``, that tokenizer's identity (:func:`tokenizer_fingerprint`). Adapters
+        override it to add their tokenizer settings; one whose text tower is not named by any of these must, for
+        the text-embedding cache to tell its settings apart."""
+        out: dict = {"family": self.info.family, "text_batch_size": self.text_batch_size,
+                     "preprocessing": self.info.preprocessing, "extra": self.info.extra}
+        tokenizer = getattr(self, "tokenizer", None)
+        if tokenizer is not None:
+            out["tokenizer"] = tokenizer_fingerprint(tokenizer)
+        return out
 
     # -- conveniences ------------------------------------------------------------------------
     @property
@@ -102,6 +128,21 @@ class Encoder:
         if not out:
             return torch.empty(0, self.info.embed_dim)
         return torch.cat(out)
+
+
+def tokenizer_fingerprint(tokenizer) -> dict:
+    """A Hugging Face tokenizer's identity for cache keys: its class, a hash of its vocabulary, lower-casing,
+    maximum length and special tokens (not its folder, so a moved copy keeps its entries)."""
+    import hashlib
+    import json
+
+    vocab = tokenizer.get_vocab() if hasattr(tokenizer, "get_vocab") else {}
+    digest = hashlib.sha256(json.dumps(sorted(vocab.items()), ensure_ascii=False).encode()).hexdigest()[:16]
+    init = getattr(tokenizer, "init_kwargs", {}) or {}
+    return {"class": type(tokenizer).__name__, "vocab": digest, "vocab_size": len(vocab),
+            "lower_case": init.get("do_lower_case", getattr(tokenizer, "do_lower_case", None)),
+            "model_max_length": int(min(getattr(tokenizer, "model_max_length", 0) or 0, 10**9)),
+            "special": [str(t) for t in getattr(tokenizer, "all_special_tokens", [])]}
 
 
 def pil_to_uint8(image: Image.Image) -> torch.Tensor:

@@ -331,6 +331,13 @@ class BiomedClip(Encoder):
         image = TF.center_crop(image, [size, size])
         return pil_to_uint8(image.convert("RGB"))
 
+    def decode_need(self) -> tuple[str, int]:
+        """Resize mode "shortest": the shorter side to the input size."""
+        return ("shorter", int(self.preprocess["size"]))
+
+    def text_settings(self) -> dict:
+        return {**super().text_settings(), "context_length": self.context_length}
+
     def intensity(self, pixels: torch.Tensor) -> torch.Tensor:
         return (pixels.float() / 255.0 - self.mean.to(pixels.device)) / self.std.to(pixels.device)
 

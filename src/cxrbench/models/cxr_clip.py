@@ -329,6 +329,14 @@ class CxrClipEncoder(Encoder):
         image = TF.center_crop(image, IMAGE_SIZE)
         return pil_to_uint8(image)
 
+    def decode_need(self) -> tuple[str, int]:
+        """The shorter side is resized to IMAGE_SIZE."""
+        return ("shorter", IMAGE_SIZE)
+
+    def text_settings(self) -> dict:
+        return {**super().text_settings(), "max_length": self.arch.text_max_length, "padding": "longest",
+                "pooling": self.arch.pooling}
+
     def intensity(self, pixels: torch.Tensor) -> torch.Tensor:
         """ToTensor's /255 then Normalize (0.5/0.5 for Swin, ImageNet statistics for ResNet)."""
         x = pixels.to(self.device, torch.float32) / 255.0

@@ -230,6 +230,13 @@ class GloriaEncoder(Encoder):
     def geometry_key(self) -> str:
         return f"gray-cvarea-longest{self.arch.imsize}-zeropad-crop{self.arch.crop}"
 
+    def decode_need(self) -> tuple[str, int]:
+        """INTER_AREA resize of the longer side to imsize."""
+        return ("longer", int(self.arch.imsize))
+
+    def text_settings(self) -> dict:
+        return {**super().text_settings(), "max_length": self.arch.word_num}
+
     def geometry(self, image: Image.Image) -> torch.Tensor:
         """Grayscale, OpenCV INTER_AREA resize of the longest side to imsize, zero pad to a square, centre crop:
         uint8 (1, crop, crop)."""

@@ -239,6 +239,9 @@ class HfDualEncoder(Encoder):
         out = self.model.get_image_features(pixel_values=model_input.to(self.device, torch.float32))
         return l2_normalise(_features(out))
 
+    def text_settings(self) -> dict:
+        return {**super().text_settings(), "padding": self.padding, "max_length": self.max_length}
+
     def tokenize(self, texts: list[str]) -> dict[str, torch.Tensor]:
         """The tokenizer with the model's padding, truncated at max_length; only the inputs the text tower takes."""
         tokens = self.tokenizer(list(texts), padding=self.padding, truncation=True, max_length=self.max_length,

@@ -324,6 +324,13 @@ class MedCLIPEncoder(Encoder):
     def geometry(self, image: Image.Image) -> torch.Tensor:
         return medclip_geometry(image)
 
+    def decode_need(self) -> tuple[str, int]:
+        """Padded to a square of the longer side, then resized to IMAGE_SIZE."""
+        return ("longer", IMAGE_SIZE)
+
+    def text_settings(self) -> dict:
+        return {**super().text_settings(), "max_length": TEXT_MAX_LENGTH, "padding": "max_length"}
+
     def intensity(self, pixels: torch.Tensor) -> torch.Tensor:
         return medclip_intensity(pixels)
 

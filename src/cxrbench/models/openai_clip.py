@@ -418,6 +418,12 @@ class OpenAIClipEncoder(Encoder):
             return openai_geometry(image, self.arch.image_size)
         return cxr_pad_geometry(image, CXR_CANVAS)
 
+    def decode_need(self) -> tuple[str, int]:
+        """openai: the shorter side resized to the input size; cxr_pad320: the longer side to the canvas."""
+        if self.preprocessing == "openai":
+            return ("shorter", int(self.arch.image_size))
+        return ("longer", CXR_CANVAS)
+
     def intensity(self, pixels: torch.Tensor) -> torch.Tensor:
         pixels = pixels.float()
         if self.preprocessing == "openai":
@@ -435,6 +441,10 @@ class OpenAIClipEncoder(Encoder):
         return l2_normalise(self.model.encode_image(model_input.to(self.device)))
 
     # -- text path ---------------------------------------------------------------------------
+    def text_settings(self) -> dict:
+        return {"family": self.info.family, "tokenizer": "openai-clip-bpe", "context_length": self.arch.context_length,
+                "truncate": self.truncate, "text_batch_size": self.text_batch_size}
+
     @torch.no_grad()
     def embed_text_batch(self, texts: list[str]) -> torch.Tensor:
         tokens = clip_tokenize(texts, self.arch.context_length, truncate=self.truncate)

@@ -155,6 +155,9 @@ class ReferenceEncoder(Encoder):
     def geometry(self, image: Image.Image) -> torch.Tensor:
         return geometry(image, self.net.config["image_size"])
 
+    def decode_need(self) -> tuple[str, int]:
+        return ("shorter", int(self.net.config["image_size"]))
+
     def intensity(self, pixels: torch.Tensor) -> torch.Tensor:
         return intensity(pixels)
 
@@ -171,6 +174,15 @@ class ReferenceEncoder(Encoder):
     def clear_caches(self) -> None:
         if self._minilm is not None:
             self._minilm.clear()
+
+    def text_settings(self) -> dict:
+        """The MiniLM text tower is not in the checkpoint: its folder's files (hashed) name it."""
+        from cxrbench.models.checkpoint import sha256_dir
+        from cxrbench.models.minilm import default_path
+
+        folder = Path(self.text_encoder_path) if self.text_encoder_path else default_path()
+        return {"family": self.info.family, "text_tower": "minilm", "minilm_files": sha256_dir(folder),
+                "batch": "32 length-sorted"}
 
     @torch.no_grad()
     def encode_texts(self, texts: Sequence[str], batch_size: int | None = None, progress: bool = False) -> torch.Tensor:

@@ -22,6 +22,8 @@ CSV_FIELDS = (
     "dataset_fingerprint",
     # what `level` is: fraction (occlusion) or severity (0..5)
     "level_kind",
+    # how the images were decoded (exact, or fast: --decode fast)
+    "decode",
 )
 #: record fields holding a [low, high] interval, written as <field>_low / <field>_high columns
 _INTERVALS = ("ci95", "ci95_study", "retention_ci95", "auc_ci95", "auc_retention_ci95")
