@@ -100,7 +100,7 @@ class SweepConfig:
             out = corruption_registry.parse_level_spec(spec, kinds)
         for kind, levels in out.items():
             if not levels:
-                raise ConfigError(f"no {kind} levels given")
+                raise ConfigError(f"no {'occlusion' if kind == 'fraction' else kind} levels given")
         return out
 
     def levels_for(self, corruption: str | corruption_registry.Corruption) -> tuple:

@@ -92,8 +92,9 @@ def check_level(level: float) -> float:
     except (TypeError, ValueError):
         raise ConfigError(f"occlusion level {level!r} is not a number; give a fraction in [0, 1)") from None
     if not (math.isfinite(value) and 0.0 <= value < 1.0):
+        shown = f"{level:g}" if isinstance(level, float) else str(level)  # as typed: '1', not 1.0
         raise ConfigError(
-            f"occlusion level {level!r} is outside [0, 1): give the blocked fraction, e.g. 0.25 for 25%"
+            f"occlusion level {shown!r} is outside [0, 1): give the blocked fraction, e.g. 0.25 for 25%"
         )
     return value
 
