@@ -54,9 +54,15 @@ def run(tiny_dataset, random_encoder, tmp_path):
         result = run_sweep(cfg, progress=False, dataset=tiny_dataset, encoders={"random": random_encoder})
     finally:
         del random_encoder.intensity
-    # one batch holds every image (7 < the batch size): calls are corruption by corruption, level by level
-    for i, (corruption, lv) in enumerate((c, lv) for c in cfg.corruptions for lv in LEVELS):
-        captured.setdefault(corruption, {})[lv] = calls[i]
+    # one batch holds every image (7 < the batch size): calls are corruption by corruption, level by level, except
+    # the clean level (the same images under every corruption), embedded once, with the first corruption
+    first = cfg.corruptions[0]
+    order = [(c, lv) for c in cfg.corruptions for lv in LEVELS if c == first or lv != 0]
+    assert len(calls) == len(order)
+    for (corruption, lv), batch in zip(order, calls):
+        captured.setdefault(corruption, {})[lv] = batch
+    for corruption in cfg.corruptions[1:]:
+        captured[corruption][0.0] = captured[first][0.0]
     out = tmp_path / "run"
     write_run(result, out, "t")
     return result, out, captured

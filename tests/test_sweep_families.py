@@ -65,7 +65,7 @@ def test_levels_are_per_kind():
     (["--corruption", "pixels,jpeg", "--levels", "0,1,3"], r"give them per kind, e\.g\. 'fraction=0,0\.25,0\.5;"),
     (["--corruption", "jpeg", "--levels", "0,6"], r"severity 6\.0 is outside 0\.\.5"),
     (["--corruption", "jpeg", "--levels", "0,2.5"], r"severity 2\.5 is not an integer"),
-    (["--corruption", "pixels", "--levels", "0,1.5"], r"level 1\.5 is outside \[0, 1\)"),
+    (["--corruption", "pixels", "--levels", "0,1.5"], r"level '1\.5' is outside \[0, 1\)"),
     (["--corruption", "pixels", "--levels", "0,x"], r"level 'x' is not a number"),
     (["--corruption", "pixels", "--levels", "colour=0"], r"kind=levels with kind one of fraction, severity"),
     (["--corruption", "motion_blurr"], r"unknown corruption 'motion_blurr'; available: pixels, block"),

@@ -36,7 +36,7 @@ def embed_levels(*args, on_batch=None, **kwargs):
 
 def write(self, key: dict, embeddings) -> None:
     _write(self, key, embeddings)
-    if self.enabled:
+    if self.enabled and "level" in key:  # image embeddings (the text cache's entries have no level)
         event(f"wrote {key['model']} {key['level']} {key['images']}")
 
 
