@@ -233,70 +233,70 @@ def render_missing(studies: list[Study], size: int = DEFAULT_SIZE, workers: int 
     return len(jobs)
 
 
-class PhantomImages:
-    """The image loader of iu-phantom: each image is read from the render cache and verified; a missing or
-    damaged one is rendered (again) and, when the cache can be written, saved. Picklable (a Dataset is)."""
+class _CachedRender:
+    """Reads one rendered array per record from the render cache, verified; a missing or damaged one is rendered
+    (again) from the record's job and, when the cache can be written, saved. Picklable (a Dataset is)."""
+
+    what = "phantom image"  # how warnings and errors name one array
 
     def __init__(self, jobs: dict[str, RenderJob]):
         self.jobs = jobs
 
+    def path(self, record: ImageRecord) -> Path:
+        raise NotImplementedError
+
+    def render(self, job: RenderJob) -> np.ndarray:
+        raise NotImplementedError
+
     def __call__(self, record: ImageRecord) -> Image.Image:
-        path = Path(record.source)
+        path = self.path(record)
         try:
             return read_rendered(path)
         except FileNotFoundError:
             pass
         except CorruptEntry as exc:
-            warn(f"rendered phantom {path} is damaged ({exc}); rendering it again")
+            warn(f"{self.what} {path} is damaged ({exc}); rendering it again")
             with contextlib.suppress(OSError):
                 path.unlink()
         job = self.jobs.get(record.image_id)
         if job is None:
-            raise DataError(f"{path}: phantom {record.image_id!r} is not rendered and not part of this dataset; "
-                            "load the dataset with cxrbench.data.iu_phantom.load")
-        pixels = render_pixels(job)
-        root = cache_root()
-        if not is_unusable(root):
-            try:
-                save_rendered(pixels, path)
-            except OSError as exc:
-                cache_unusable(root, exc, f"saving the rendered phantom {path.name}")
-        return Image.fromarray(pixels, mode="L")
-
-
-class PhantomLungMasks:
-    """The lung-field masks of iu-phantom: each mask is read from the render cache and verified; a missing or
-    damaged one is rendered (again) and, when the cache can be written, saved. Returns an ``L`` image (0 / 255)
-    at the image's size. Picklable."""
-
-    source = f"iu-phantom renderer, lung masks v{phantom.LUNG_MASK_VERSION}"
-
-    def __init__(self, jobs: dict[str, RenderJob]):
-        self.jobs = jobs
-
-    def __call__(self, record: ImageRecord) -> Image.Image:
-        path = mask_path(record.source)
-        try:
-            return read_rendered(path)
-        except FileNotFoundError:
-            pass
-        except CorruptEntry as exc:
-            warn(f"phantom lung mask {path} is damaged ({exc}); rendering it again")
-            with contextlib.suppress(OSError):
-                path.unlink()
-        job = self.jobs.get(record.image_id)
-        if job is None:
-            raise DataError(f"{path}: the lung mask of phantom {record.image_id!r} is not rendered and the image is "
-                            "not part of this dataset; load the dataset with cxrbench.data.iu_phantom.load")
-        _, lungs = render_with_lungs(job)
+            raise DataError(f"{path}: the {self.what} of {record.image_id!r} is not rendered and the image is not "
+                            "part of this dataset; load the dataset with cxrbench.data.iu_phantom.load")
+        pixels = self.render(job)
         root = cache_root()
         if not is_unusable(root):
             try:
                 path.parent.mkdir(parents=True, exist_ok=True)
-                save_rendered(lungs, path)
+                save_rendered(pixels, path)
             except OSError as exc:
-                cache_unusable(root, exc, f"saving the phantom lung mask {path.name}")
-        return Image.fromarray(lungs, mode="L")
+                cache_unusable(root, exc, f"saving the {self.what} {path.name}")
+        return Image.fromarray(pixels, mode="L")
+
+
+class PhantomImages(_CachedRender):
+    """The image loader of iu-phantom (see :class:`_CachedRender`)."""
+
+    what = "phantom image"
+
+    def path(self, record: ImageRecord) -> Path:
+        return Path(record.source)
+
+    def render(self, job: RenderJob) -> np.ndarray:
+        return render_pixels(job)
+
+
+class PhantomLungMasks(_CachedRender):
+    """The lung-field masks of iu-phantom (see :class:`_CachedRender`): an ``L`` image (0 / 255) at the image's
+    size."""
+
+    what = "phantom lung mask"
+    source = f"iu-phantom renderer, lung masks v{phantom.LUNG_MASK_VERSION}"
+
+    def path(self, record: ImageRecord) -> Path:
+        return mask_path(record.source)
+
+    def render(self, job: RenderJob) -> np.ndarray:
+        return render_with_lungs(job)[1]
 
 
 def load(split: str = "test", policy: str = "longest", size: int = DEFAULT_SIZE, render: bool = True,
