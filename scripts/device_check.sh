@@ -7,13 +7,14 @@
 #       --naive-images 4 --levels 0,0.5                # CPU smoke run of the whole script (seconds)
 #
 # It runs, from the repository root:
-#   1. scripts/corruptions_device_check.py: every corruption on the CPU and on CUDA, compared (corruptions.md);
+#   1. scripts/corruptions_device_check.py: every corruption on the CPU and on CUDA, compared (corruptions.md;
+#      skipped with --skip-corruptions or a --device other than cuda);
 #   2. `cxrbench bench --paper-size --tower-check` on CUDA: decode per geometry (before), the naive loop (on the
 #      first --naive-images images), the optimised sweep, --decode fast, and the auto-precision speed run, on
 #      MIMIC-size synthetic JPEGs with full-size random checkpoints of clip, cxr_repair, medclip and cxr_clip
 #      (paper_size.json, rewritten after every stage, so a run cut short by --timeout keeps what it did).
 # Files written into $OUT (default ./device_check_out): env.txt, corruptions.md, paper_size.json, paper_size.log,
-# summary.txt (exit codes and seconds of each part).
+# summary.txt (exit codes and seconds of each part). The script exits with the paper-size comparison's exit code.
 #
 # Environment: Python with torch/torchvision/transformers/timm/pillow/numpy/scipy/safetensors/tqdm/pyyaml. cxrbench
 # is taken from ./src (PYTHONPATH). Wheels in $WHEELS (default ./wheels, when present: open_clip_torch, ftfy,
@@ -44,9 +45,10 @@ while [ $# -gt 0 ]; do
         --naive-images) NAIVE_IMAGES="$2"; shift 2 ;;
         --timeout) TIMEOUT="$2"; shift 2 ;;
         --skip-corruptions) SKIP_CORRUPTIONS=1; shift ;;
-        --image-size|--checkpoint-size|--levels|--models|--precision|--workers|--data-dir|--checkpoint-dir)
+        --image-size|--checkpoint-size|--levels|--models|--precision|--workers|--data-dir|--checkpoint-dir|\
+        --paper-batch-size)
             EXTRA+=("$1" "$2"); shift 2 ;;
-        -h|--help) sed -n '2,33p' "$0"; exit 0 ;;
+        -h|--help) awk 'NR > 1 && /^#/ { sub(/^# ?/, ""); print; next } NR > 1 { exit }' "$0"; exit 0 ;;
         *) echo "device_check.sh: unknown option $1 (see --help)" >&2; exit 2 ;;
     esac
 done
@@ -87,23 +89,31 @@ print("cuda", torch.cuda.is_available(), torch.version.cuda,
 EOF
 } >> "$OUT/env.txt" 2>&1
 
-run_part() {  # name, seconds limit, command...
-    local name="$1" limit="$2"; shift 2
+run_part() {  # name, seconds limit, log file, command...: the command's output goes to the log file only
+    local name="$1" limit="$2" logfile="$3"; shift 3
     local t0=$SECONDS
-    timeout --signal=TERM --kill-after=20 "$limit" "$@"
+    timeout --signal=TERM --kill-after=20 "$limit" "$@" > "$logfile" 2>&1
     local rc=$?
-    echo "$name: exit $rc, $((SECONDS - t0)) s" | tee -a "$SUMMARY"
+    echo "$name: exit $rc, $((SECONDS - t0)) s" >> "$SUMMARY"
+    return $rc
 }
 
-# --- 1. corruptions: CPU vs CUDA ----------------------------------------------------------------------------------
-if [ "$SKIP_CORRUPTIONS" = 0 ]; then
-    run_part corruptions 240 "$PYTHON" scripts/corruptions_device_check.py > "$OUT/corruptions.md" 2>&1
+# --- 1. corruptions: CPU vs CUDA (only on a CUDA device: on the CPU there is nothing to compare) -------------------
+if [ "$SKIP_CORRUPTIONS" = 1 ]; then
+    echo "corruptions: skipped (--skip-corruptions)" >> "$SUMMARY"
+elif [ "${DEVICE%%:*}" != cuda ]; then
+    echo "corruptions: skipped (--device $DEVICE: the check compares the CPU with CUDA)" >> "$SUMMARY"
+else
+    run_part corruptions 240 "$OUT/corruptions.md" "$PYTHON" scripts/corruptions_device_check.py
 fi
 
 # --- 2. the paper-size comparison -----------------------------------------------------------------------------------
-run_part paper_size "$TIMEOUT" "$PYTHON" -m cxrbench bench --paper-size --tower-check --device "$DEVICE" \
-    --images "$IMAGES" --naive-images "$NAIVE_IMAGES" --out "$OUT/paper_size.json" ${EXTRA[@]+"${EXTRA[@]}"} \
-    > "$OUT/paper_size.log" 2>&1
+run_part paper_size "$TIMEOUT" "$OUT/paper_size.log" "$PYTHON" -m cxrbench bench --paper-size --tower-check \
+    --device "$DEVICE" --images "$IMAGES" --naive-images "$NAIVE_IMAGES" --out "$OUT/paper_size.json" \
+    ${EXTRA[@]+"${EXTRA[@]}"}
+RC=$?
 tail -n 40 "$OUT/paper_size.log"
 rm -rf "$SITE"
+echo "--- $SUMMARY"
 cat "$SUMMARY"
+exit $RC

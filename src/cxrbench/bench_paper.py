@@ -41,7 +41,7 @@ from cxrbench.bench import PeakMemory, level_metrics, max_recall_diff, naive_swe
 from cxrbench.config import SweepConfig
 from cxrbench.corruptions import Occlusion, image_keys
 from cxrbench.data import Dataset, load_dataset
-from cxrbench.engine import embed_levels, inference_context, to_channels_last
+from cxrbench.engine import embed_levels, inference_context, set_memory_format, uses_channels_last
 from cxrbench.models import Encoder, load_model
 from cxrbench.paper_size import MIMIC_SIZE, PaperData, build_paper_data
 from cxrbench.precision import resolve_precision
@@ -194,7 +194,7 @@ def tower_check(encoders: dict[str, Encoder], prep: Prepared, device: torch.devi
         for precision in precisions:
             rates = _time_tower(enc, pixels[:n], image_keys(prep.image_ids[:n], 0), device, precision, reps)
             rows.append({"model": name, "family": enc.info.family, "precision": precision, "batch": n, **rates})
-        _memory_format(enc, True)  # as the sweep leaves it
+        _memory_format(enc, uses_channels_last(enc, True))  # as the sweep leaves it
     return rows
 
 
@@ -224,12 +224,7 @@ def _time_tower(enc: Encoder, x: torch.Tensor, keys: torch.Tensor, device: torch
 
 
 def _memory_format(encoder: Encoder, channels_last: bool) -> None:
-    if channels_last:
-        to_channels_last(encoder)
-    else:
-        for value in vars(encoder).values():
-            if isinstance(value, torch.nn.Module):
-                value.to(memory_format=torch.contiguous_format)
+    set_memory_format(encoder, channels_last)
 
 
 def paper_size(images: int | None = None, image_size: tuple[int, int] = MIMIC_SIZE,

@@ -59,8 +59,8 @@ class SweepConfig:
     bootstrap: int = 1000
     max_studies: int | None = None
     use_cache: bool = True
-    #: channels-last memory format for image towers: 1.5x faster for the reference CNN on this CPU (oneDNN);
-    #: a no-op for models without convolutions after the patch embedding.
+    #: channels-last memory format for image towers whose family is faster so (``Encoder.channels_last_tower``:
+    #: 1.4x for the reference CNN on this CPU, oneDNN); ViT towers stay contiguous (docs/performance.md).
     channels_last: bool = True
     #: the named protocol this run follows (``--protocol``): ``{"name", "overridden", "reconstructed"}`` as
     #: :func:`cxrbench.protocols.apply_protocol` returns it; None for a run without one

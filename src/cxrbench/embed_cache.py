@@ -31,6 +31,7 @@ import torch
 from cxrbench.cache import EntryStore, cache_root, stable_hash
 from cxrbench.config import SweepConfig
 from cxrbench.corruptions import Corruption
+from cxrbench.engine import uses_channels_last
 from cxrbench.models import Encoder
 from cxrbench.prepared import Prepared
 
@@ -51,7 +52,8 @@ def image_embedding_key(encoder: Encoder, prep: Prepared, corruption: Corruption
     info = encoder.info
     key = {"model": info.name, "sha": info.checkpoint_sha256, "images": prep.chunk_hash(*chunk),
            "geometry": encoder.geometry_key, "corruption": corruption.params(), "seed": cfg.seed,
-           "precision": cfg.precision, "channels_last": cfg.channels_last, "code": CODE_VERSION, "level": level}
+           "precision": cfg.precision, "channels_last": uses_channels_last(encoder, cfg.channels_last),
+           "code": CODE_VERSION, "level": level}
     if corruption.uses_masks:  # added only here, so the keys of every other corruption stay as they were
         key["lung_masks"] = lung_masks
     decode = prep.decode_identity()

@@ -39,9 +39,21 @@ def inference_context(device: torch.device, precision: str) -> Iterator[None]:
 
 def to_channels_last(encoder: Encoder) -> None:
     """Put every module the encoder holds in channels-last memory format (helps convolutions on some devices)."""
+    set_memory_format(encoder, True)
+
+
+def set_memory_format(encoder: Encoder, channels_last: bool) -> None:
+    """Put every module the encoder holds in channels-last (``True``) or contiguous (NCHW) memory format."""
+    fmt = torch.channels_last if channels_last else torch.contiguous_format
     for value in vars(encoder).values():
         if isinstance(value, torch.nn.Module):
-            value.to(memory_format=torch.channels_last)
+            value.to(memory_format=fmt)
+
+
+def uses_channels_last(encoder: Encoder, requested: bool) -> bool:
+    """Whether ``encoder``'s image tower runs channels-last in a run that asks for it (``requested``,
+    ``SweepConfig.channels_last``): only where its family is faster so (:attr:`Encoder.channels_last_tower`)."""
+    return requested and encoder.channels_last_tower
 
 
 def embed_texts(encoder: Encoder, texts: Sequence[str], device: torch.device, precision: str) -> torch.Tensor:
@@ -150,7 +162,8 @@ def embed_images(encoder: Encoder, prep: Prepared, corruption: Corruption, level
                    disable=not progress or rank != 0)
         local = embed_levels(encoder, pixels, image_keys[indices], corruption, levels, device, cfg.precision,
                              [chunks[c][1] - chunks[c][0] for c in mine], on_batch=bar.update,
-                             channels_last=cfg.channels_last, chunk_levels=[todo[c] for c in mine],
+                             channels_last=uses_channels_last(encoder, cfg.channels_last),
+                             chunk_levels=[todo[c] for c in mine],
                              on_chunk=None if on_chunk is None else lambda i, embs: on_chunk(mine[i], embs),
                              masks=masks)
         bar.close()

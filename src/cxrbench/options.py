@@ -82,7 +82,8 @@ SWEEP_OPTIONS: tuple[Option, ...] = (
               "nvjpeg on CUDA); embeddings move slightly, see docs/performance.md"),
     _opt("--batch-size", type=int, help="images per batch (default: each model's own)"),
     _opt("--no-channels-last", dest="channels_last", action="store_false", default=True,
-         help="keep the image tower in contiguous (NCHW) memory format"),
+         help="keep every image tower in contiguous (NCHW) memory format (default: channels-last for "
+              "convolutional towers, contiguous for ViTs)"),
     _opt("--bootstrap", type=int, help="bootstrap resamples for 95%% intervals (`cxrbench run` default: 1000; 0: none)"),
     _opt("--max-studies", type=int, help="use only the first N studies (smoke runs)"),
     _opt("--no-cache", action="store_true", default=False,

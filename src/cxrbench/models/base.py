@@ -54,6 +54,11 @@ class Encoder:
     #: Default batch sizes used by encode_images / encode_texts when the caller gives none.
     image_batch_size: int = 64
     text_batch_size: int = 64
+    #: Whether the image tower runs in channels-last memory format when the run asks for it (``cfg.channels_last``,
+    #: the default): the faster format per family, measured in docs/performance.md ("Memory format"). Convolutional
+    #: towers gain from it on the CPU (oneDNN); a ViT, whose only convolution is the patch embedding, does not, and
+    #: ran slower with it under bf16, so its family sets False.
+    channels_last_tower: bool = True
 
     # -- image path --------------------------------------------------------------------------
     def geometry(self, image: Image.Image) -> torch.Tensor:

@@ -392,6 +392,10 @@ def cxr_pad_geometry(image: Image.Image, size: int = CXR_CANVAS) -> torch.Tensor
 class OpenAIClipEncoder(Encoder):
     """An OpenAI-architecture CLIP with either OpenAI's or the CXR-RePaiR/CheXzero preprocessing."""
 
+    #: a ViT: contiguous input and weights (channels-last gained nothing in fp32 and cost speed in bf16; measured in
+    #: docs/performance.md, "Memory format")
+    channels_last_tower = False
+
     def __init__(self, model: torch.nn.Module, arch: ClipArch, info: ModelInfo, *, preprocessing: str,
                  antialias: bool, truncate: bool, device: str | torch.device = "cpu"):
         self.model = model
