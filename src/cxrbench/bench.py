@@ -234,3 +234,22 @@ def compare(model: str = "reference", dataset: str = "iu-phantom", levels: Seque
         "max_recall_abs_diff": max_diff if naive else None,
         "reduced_precision": speed or None,
     }
+
+
+def format_report(report: dict) -> str:
+    """``cxrbench bench``'s summary of a :func:`compare` report: wall time, images/s, speed-up and agreement."""
+    lines = [f"{report['model']} on {report['dataset']} (x{report['tile']}): {report['images']} images x "
+             f"{len(report['levels'])} levels, {report['device']}; peak RSS {report['peak_rss_mib']:.0f} MiB"]
+    if report["speedup"] is not None:
+        lines.append(f"  naive loop   {report['naive_s']:8.1f} s  {report['naive_images_per_s']:8.1f} img/s  "
+                     f"{report['naive_breakdown_s']}")
+    lines.append(f"  optimised    {report['optimised_s']:8.1f} s  {report['optimised_images_per_s']:8.1f} img/s")
+    if report["speedup"] is not None:
+        lines.append(f"  speed-up     {report['speedup']:.2f}x; largest Recall@k difference "
+                     f"{report['max_recall_abs_diff']:.2e}")
+    reduced = report["reduced_precision"]
+    if reduced:
+        lines.append(f"  optimised, {reduced['precision']} {reduced['optimised_s']:8.1f} s  "
+                     f"{reduced['optimised_images_per_s']:8.1f} img/s; largest Recall@k difference to fp32 "
+                     f"{reduced['max_recall_abs_diff_vs_fp32']:.2e}")
+    return "\n".join(lines)

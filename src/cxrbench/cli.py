@@ -237,7 +237,7 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 
 def cmd_bench(args: argparse.Namespace) -> int:
-    from cxrbench.bench import compare
+    from cxrbench.bench import compare, format_report
     from cxrbench.corruptions import parse_levels
     from cxrbench.io import write_text_atomic
     from cxrbench.models import canonical_name
@@ -256,20 +256,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
                      dataset_options=_data_options(args), models_config=args.models_config,
                      tile=args.tile, naive=not args.skip_naive, channels_last=args.channels_last,
                      precision=args.precision)
-    print(f"{report['model']} on {report['dataset']} (x{report['tile']}): {report['images']} images x "
-          f"{len(report['levels'])} levels, {report['device']}; peak RSS {report['peak_rss_mib']:.0f} MiB")
-    if report["speedup"] is not None:
-        print(f"  naive loop   {report['naive_s']:8.1f} s  {report['naive_images_per_s']:8.1f} img/s  "
-              f"{report['naive_breakdown_s']}")
-    print(f"  optimised    {report['optimised_s']:8.1f} s  {report['optimised_images_per_s']:8.1f} img/s")
-    if report["speedup"] is not None:
-        print(f"  speed-up     {report['speedup']:.2f}x; largest Recall@k difference "
-              f"{report['max_recall_abs_diff']:.2e}")
-    reduced = report["reduced_precision"]
-    if reduced:
-        print(f"  optimised, {reduced['precision']} {reduced['optimised_s']:8.1f} s  "
-              f"{reduced['optimised_images_per_s']:8.1f} img/s; largest Recall@k difference to fp32 "
-              f"{reduced['max_recall_abs_diff_vs_fp32']:.2e}")
+    print(format_report(report))
     if args.out:
         write_text_atomic(args.out, json.dumps(report, indent=2) + "\n")
         print(f"wrote {args.out}")

@@ -87,6 +87,14 @@ def cached_text_embeddings(cache: EmbeddingCache, key: dict | None,
     return embeddings, False
 
 
+def model_text_embeddings(cache: EmbeddingCache, encoder: Encoder, prep: Prepared, precision: str,
+                          embed: Callable[[], torch.Tensor]) -> tuple[torch.Tensor, bool]:
+    """(the model's embeddings of the run's unique texts, whether they came from the cache): through
+    :func:`cached_text_embeddings` when the cache is on, else ``embed()``."""
+    key = text_embedding_key(encoder, prep, precision) if cache.enabled else None
+    return cached_text_embeddings(cache, key, embed)
+
+
 class EmbeddingCache:
     """Reads and writes embedding entries by key; a disabled cache (``--no-cache``) never touches the disk."""
 
@@ -136,5 +144,35 @@ def chunk_keys(encoder: Encoder, prep: Prepared, corruption: Corruption, cfg: Sw
             for c, chunk in enumerate(chunks) for lv in levels}
 
 
-__all__ = ["CODE_VERSION", "TEXT_CODE_VERSION", "EmbeddingCache", "cached_text_embeddings", "chunk_keys",
-           "image_embedding_key", "text_embedding_key"]
+class CleanChunks:
+    """One model's clean (level 0) image embeddings per chunk, shared by every corruption of the run: level 0 is
+    the identity for every corruption, so the images are embedded once (or read from the cache once), not once per
+    corruption. Off under torch.distributed (each rank holds only its own chunks)."""
+
+    def __init__(self, enabled: bool = True):
+        self.enabled = enabled
+        self.chunks: dict[int, torch.Tensor] = {}
+
+    def remember(self, embeddings: dict[tuple[int, float], torch.Tensor]) -> None:
+        """Keep the level-0 entries of ``{(chunk, level): embeddings}``."""
+        for (c, lv), emb in embeddings.items():
+            if self.enabled and lv == 0:
+                self.chunks.setdefault(c, emb)
+
+    def remember_chunk(self, chunk: int, embeddings: dict[float, torch.Tensor]) -> None:
+        if self.enabled and 0 in embeddings:
+            self.chunks.setdefault(chunk, embeddings[0].clone())
+
+    def share(self, keys: dict[tuple[int, float], dict], cached: dict, cache: EmbeddingCache) -> dict:
+        """``{(chunk, 0): embeddings}`` for this corruption's level-0 keys not in ``cached`` that an earlier
+        corruption embedded; written to the cache under this corruption's keys too."""
+        out = {}
+        for (c, lv), key in keys.items():
+            if lv == 0 and (c, lv) not in cached and c in self.chunks:
+                out[(c, lv)] = self.chunks[c]
+                cache.write(key, self.chunks[c])
+        return out
+
+
+__all__ = ["CODE_VERSION", "CleanChunks", "TEXT_CODE_VERSION", "EmbeddingCache", "cached_text_embeddings", "chunk_keys",
+           "image_embedding_key", "model_text_embeddings", "text_embedding_key"]

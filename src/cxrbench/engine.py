@@ -16,7 +16,7 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 
 import torch
 
-from cxrbench import distributed
+from cxrbench import distributed, metrics
 from cxrbench.config import PRECISIONS, SweepConfig
 from cxrbench.corruptions import Corruption
 from cxrbench.models import Encoder
@@ -60,6 +60,14 @@ def embed_texts(encoder: Encoder, texts: Sequence[str], device: torch.device, pr
     """(n_texts, D) float32 text embeddings, under the run's precision."""
     with inference_context(device, precision):
         return encoder.encode_texts(texts).float()
+
+
+def embed_texts_checked(encoder: Encoder, prep: Prepared, device: torch.device, cfg: SweepConfig,
+                        model: str) -> torch.Tensor:
+    """The model's embeddings of the unique texts, checked finite (so a broken tower is never cached)."""
+    text_emb = embed_texts(encoder, prep.unique_texts, device, cfg.precision)
+    metrics.check_finite(text_emb, "text", ids=[repr(t[:60]) for t in prep.unique_texts], context=f"model {model}")
+    return text_emb
 
 
 def embed_levels(encoder: Encoder, pixels: torch.Tensor, keys: torch.Tensor, corruption: Corruption,

@@ -36,6 +36,7 @@ from cxrbench.data.lung_masks import check_masks
 from cxrbench.data.records import count_summary
 from cxrbench.decode import DECODE_MODES, DecodeNeed, DecodeStats, Need, combined_need, decode_jpegs_on_device
 from cxrbench.errors import ConfigError, DataError
+from cxrbench.fingerprint import dataset_fingerprint
 from cxrbench.models import Encoder
 from cxrbench.provenance import resolve_device
 
@@ -210,6 +211,14 @@ class Prepared:
     # -- identities ----------------------------------------------------------------------------------------------
     def summary(self) -> dict:
         return {**self.dataset.summary, "unique_texts": len(self.unique_texts), "images": len(self.image_ids)}
+
+    def run_summary(self) -> dict:
+        """What a run records of its dataset: name, split, policy, counts, provenance, the images left out and the
+        dataset fingerprint (the evaluation set's identity, :mod:`cxrbench.fingerprint`)."""
+        dataset = self.dataset
+        return {"name": dataset.name, "split": dataset.split, "policy": dataset.policy, **self.summary(),
+                "provenance": dataset.provenance, "bad_images": self.bad_images,
+                "fingerprint": dataset_fingerprint(dataset)}
 
     def images_hash(self) -> str:
         return stable_hash(self.dataset.name, self.dataset.split, self.dataset.provenance, self.image_ids,

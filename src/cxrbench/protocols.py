@@ -35,7 +35,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
 from cxrbench.corruptions import PAPER_LEVELS, parse_levels
-from cxrbench.data import mimic_cxr
+from cxrbench.data import mimic_cxr, mimic_paper
 from cxrbench.errors import ConfigError
 
 #: The paper's k values for Recall@k.
@@ -65,11 +65,11 @@ PAPER = Protocol(
     description=("arXiv 2501.09134: MIMIC-CXR validate split, every view, studies with FINDINGS and IMPRESSION "
                  "as MIT-LCP's parser sections them (the paper: 994 studies, 1,770 images), pixel occlusion at 8 "
                  "levels from 0% to 81%, Recall@k for k in 5, 10, 20, 30, 50, 100"),
-    fixed={"dataset": mimic_cxr.NAME, "split": mimic_cxr.PAPER_PROTOCOL["split"], "levels": PAPER_LEVELS,
+    fixed={"dataset": mimic_cxr.NAME, "split": mimic_paper.PAPER_PROTOCOL["split"], "levels": PAPER_LEVELS,
            "ks": PAPER_KS},
-    fixed_dataset_options={"views": None, "sections": mimic_cxr.PAPER_PROTOCOL["sections"],
-                           "require": mimic_cxr.PAPER_PROTOCOL["require"],
-                           "fallback": mimic_cxr.PAPER_PROTOCOL["fallback"]},
+    fixed_dataset_options={"views": None, "sections": mimic_paper.PAPER_PROTOCOL["sections"],
+                           "require": mimic_paper.PAPER_PROTOCOL["require"],
+                           "fallback": mimic_paper.PAPER_PROTOCOL["fallback"]},
     defaults={"policy": "longest", "corruptions": ("pixels",), "fill": "zero"},
     reconstructed=("sections", "require", "levels", "policy", "corruptions", "fill"),
     sources=("arXiv 2501.09134 (dataset, split, views, k, '8 levels from 0% to 81%', 994 studies / 1,770 images)",
@@ -171,5 +171,5 @@ def describe_protocol(name: str) -> dict:
     settings = {k: (list(v) if isinstance(v, tuple) else v) for k, v in p.settings().items()}
     return {"name": p.name, "description": p.description, "settings": settings,
             "overridable": list(p.defaults), "reconstructed": list(p.reconstructed), "sources": list(p.sources),
-            "paper_counts": {"studies": mimic_cxr.PAPER_STUDIES, "images": mimic_cxr.PAPER_IMAGES}}
+            "paper_counts": {"studies": mimic_paper.PAPER_STUDIES, "images": mimic_paper.PAPER_IMAGES}}
 

@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from cxrbench.data import load_dataset, mimic_cxr
+from cxrbench.data import load_dataset, mimic_paper
 from cxrbench.data.mimic_cxr import load
 from cxrbench.data.mimic_sections import split_sections
 from cxrbench.errors import ConfigError, DataError
@@ -367,8 +367,8 @@ def test_paper_comparison_states_facts(tree, monkeypatch):
     assert pc["differs_from_paper_protocol"] == ["split='test' (paper protocol: 'validate')",
                                                  "sections='lenient' (paper protocol: 'mitlcp')",
                                                  "require='any' (paper protocol: 'both')"]
-    monkeypatch.setattr(mimic_cxr, "PAPER_STUDIES", 1)
-    monkeypatch.setattr(mimic_cxr, "PAPER_IMAGES", 2)
+    monkeypatch.setattr(mimic_paper, "PAPER_STUDIES", 1)
+    monkeypatch.setattr(mimic_paper, "PAPER_IMAGES", 2)
     pc = load(tree, require="both", progress=False).summary["paper_comparison"]
     assert pc["matches"] and pc["differs_from_paper_protocol"] == []
     assert pc["note"].startswith("the same counts as the paper")
