@@ -51,10 +51,16 @@ def test_text_embedding_per_batch(benchmark, encoder):
     assert out.shape == (64, 256)
 
 
-@pytest.mark.parametrize("mode", ["pixels", "block", "patches", "center", "periphery", "lungs"])
-def test_occlusion_of_a_batch(benchmark, mode, device):
+@pytest.fixture
+def batch(device) -> tuple[torch.Tensor, torch.Tensor]:
+    """256 random uint8 128x128 images and their image keys, on the device."""
     x = torch.randint(0, 256, (256, 1, 128, 128), dtype=torch.uint8).to(device)
-    keys = image_keys([f"img{i}" for i in range(256)], 0).to(device)
+    return x, image_keys([f"img{i}" for i in range(256)], 0).to(device)
+
+
+@pytest.mark.parametrize("mode", ["pixels", "block", "patches", "center", "periphery", "lungs"])
+def test_occlusion_of_a_batch(benchmark, mode, batch):
+    x, keys = batch
     occ = Occlusion(mode)
 
     def run():
@@ -65,10 +71,9 @@ def test_occlusion_of_a_batch(benchmark, mode, device):
 
 
 @pytest.mark.parametrize("name", ["gaussian_noise", "motion_blur", "zoom_blur", "jpeg", "quantum_noise", "rotation"])
-def test_severity_corruption_of_a_batch(benchmark, name, device):
+def test_severity_corruption_of_a_batch(benchmark, name, batch):
     """One batch at severity 3, its randomness drawn once (``prepare``) as in the sweep."""
-    x = torch.randint(0, 256, (256, 1, 128, 128), dtype=torch.uint8).to(device)
-    keys = image_keys([f"img{i}" for i in range(256)], 0).to(device)
+    x, keys = batch
     corr = get(name)
 
     def run():
