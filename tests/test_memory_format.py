@@ -68,6 +68,9 @@ def test_the_sweep_puts_each_tower_in_its_familys_format(dataset, encoders):
     assert uses_channels_last(encoders["clip"], True) is False
     assert uses_channels_last(encoders["cxr_clip"], True) is True
     assert uses_channels_last(encoders["cxr_clip"], False) is False
+    # --no-channels-last: every tower contiguous, as the cache key says, whatever an earlier run left
+    run_sweep(replace(cfg, channels_last=False), progress=False, dataset=dataset, encoders=dict(encoders))
+    assert not _channels_last(encoders["clip"]) and not _channels_last(encoders["cxr_clip"])
 
 
 def test_cache_key_names_the_format_the_tower_ran_in(dataset, encoders):

@@ -144,6 +144,6 @@ def _load_encoder(name: str, cfg: SweepConfig, device: torch.device, encoders: d
         result.skipped[name] = str(exc)
         return None
     result.models[encoder.info.name] = asdict(encoder.info)
-    if cfg.channels_last:  # the faster memory format of its family (a passed-in encoder may hold either)
-        set_memory_format(encoder, uses_channels_last(encoder, True))
+    # the format the cache key names (a passed-in encoder may hold either from an earlier run)
+    set_memory_format(encoder, uses_channels_last(encoder, cfg.channels_last))
     return encoder
