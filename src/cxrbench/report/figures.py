@@ -12,7 +12,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from cxrbench.report.labels import axis_label, axis_value, level_label
+from cxrbench.report.labels import axis_label, axis_value, level_label, panel_axes
 
 
 def _pyplot():
@@ -37,9 +37,7 @@ def recall_curves_png(records: Sequence[dict], corruption: str, ks: Sequence[int
     plt = _pyplot()
     recs = [r for r in records if r["corruption"] == corruption]
     params = recs[0].get("corruption_params")
-    models = list(dict.fromkeys(r["model"] for r in recs))
-    dirs = list(dict.fromkeys(r["direction"] for r in recs))
-    ks = [k for k in ks if any(r["k"] == k for r in recs)]
+    models, dirs, ks = panel_axes(recs, ks)
     fig, axes = plt.subplots(len(dirs), len(ks), figsize=(3.4 * len(ks) + 0.6, 2.7 * len(dirs) + 0.5),
                              squeeze=False)
     colors = plt.get_cmap("tab10")

@@ -7,7 +7,7 @@ report needs no corruption code.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 
 
 def level_kind(params: Mapping | None) -> str:
@@ -32,3 +32,11 @@ def axis_label(corruption: str, params: Mapping | None) -> str:
 def axis_value(level: float, params: Mapping | None) -> float:
     """The level on a plot's x axis: percent for fractions, the severity itself otherwise."""
     return level * 100 if level_kind(params) == "fraction" else level
+
+
+def panel_axes(recs: Sequence[Mapping], ks: Sequence[int]) -> tuple[list[str], list[str], list[int]]:
+    """(models, directions, ks) one corruption's records span, in record order (``ks`` cut to those recorded):
+    the rows, columns and curves of its recall figures."""
+    models = list(dict.fromkeys(r["model"] for r in recs))
+    dirs = list(dict.fromkeys(r["direction"] for r in recs))
+    return models, dirs, [k for k in ks if any(r["k"] == k for r in recs)]

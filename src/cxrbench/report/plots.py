@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from cxrbench.io import atomic_path
-from cxrbench.report.labels import level_kind
+from cxrbench.report.labels import level_kind, panel_axes
 
 PLOT_KS = (5, 10, 20, 50, 100)
 
@@ -21,9 +21,7 @@ def plot_recall(records: Sequence[dict], path: str | Path, ks: Sequence[int] = P
     recs = [r for r in records if r["corruption"] == corruption]
     fraction = level_kind(recs[0].get("corruption_params")) == "fraction"
     scale = 100 if fraction else 1
-    models = list(dict.fromkeys(r["model"] for r in recs))
-    dirs = list(dict.fromkeys(r["direction"] for r in recs))
-    ks = [k for k in ks if any(r["k"] == k for r in recs)]
+    models, dirs, ks = panel_axes(recs, ks)
     fig, axes = plt.subplots(len(dirs), len(models), figsize=(3.6 * len(models), 3.0 * len(dirs)), squeeze=False,
                              sharey=True)
     cmap = plt.get_cmap("viridis")
